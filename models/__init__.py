@@ -1,0 +1,1 @@
+"""Pure PyTorch building blocks of the VideoCrafter family (no ComfyUI import, ever)."""

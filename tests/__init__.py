@@ -1,0 +1,1 @@
+"""Test suite of the VideoCrafter Suite pack (run through ``scripts/test.sh``)."""
