@@ -19,8 +19,9 @@ Usage::
 
     python3 scripts/host.py install           # idempotent; ~3 min the first time, seconds after
     python3 scripts/host.py python -- ARGS    # run the host venv's python
-    python3 scripts/host.py start [--port N]  # start headless, print the URL, write the PID file
-    python3 scripts/host.py stop
+    python3 scripts/host.py start [--port N]  # start headless, wait for /object_info, print the URL, write the PID file
+    python3 scripts/host.py stop [--port N]
+    python3 scripts/host.py paths             # print the cache layout as JSON
 """
 from __future__ import annotations
 
@@ -30,6 +31,7 @@ import json
 import os
 import shutil
 import signal
+import socket
 import subprocess
 import sys
 import time
@@ -129,19 +131,43 @@ def _extract_comfyui() -> None:
     _log(f"ComfyUI {COMFY_VERSION} extracted to {target}")
 
 
-def _prepare_base() -> None:
-    base = base_dir()
-    for sub in ("custom_nodes", "models/checkpoints", "models/clip_vision", "input", "output", "temp", "user"):
+# Model folders made in every base directory, so tests can drop files in without mkdir.
+MODEL_SUBDIRS = ("checkpoints", "clip_vision", "vae", "loras", "text_encoders", "clip",
+                 "diffusion_models", "unet", "controlnet", "upscale_models", "embeddings")
+
+
+class HostError(RuntimeError):
+    """The ComfyUI host could not be started or did not become ready (message says why)."""
+
+
+def prepare_base(base: Path | None = None) -> Path:
+    """Create a ComfyUI ``--base-directory`` with the pack linked in; return its path.
+
+    The link is named ``videocrafter-suite`` because ComfyUI serves the pack's JS under the
+    link's name (``/extensions/videocrafter-suite/...``), not the target's.
+    """
+    base = Path(base) if base is not None else base_dir()
+    for sub in ("custom_nodes", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
+    for sub in MODEL_SUBDIRS:
+        (base / "models" / sub).mkdir(parents=True, exist_ok=True)
     link = base / "custom_nodes" / PACK_LINK_NAME
     if link.is_symlink() or link.exists():
         if link.is_symlink() and Path(os.readlink(link)) == PACK_ROOT:
-            return
+            return base
         if link.is_symlink() or link.is_file():
             link.unlink()
         else:
             shutil.rmtree(link)
     link.symlink_to(PACK_ROOT, target_is_directory=True)
+    return base
+
+
+def free_port() -> int:
+    """Return a loopback TCP port that is free right now (the OS picks it)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 def install() -> None:
@@ -156,7 +182,7 @@ def install() -> None:
         _run(pip + TORCH_PINS)
         _run(pip + _comfy_requirements() + EXTRA_REQUIREMENTS + _pack_requirements())
         stamp.write_text(fingerprint)
-    _prepare_base()
+    prepare_base()
     _log(f"ready: python {venv_python()}, ComfyUI {comfy_dir()}, base {base_dir()}")
 
 
@@ -164,50 +190,121 @@ def _pid_file(port: int) -> Path:
     return cache_dir() / f"comfyui-{port}.pid"
 
 
-def start(port: int, log_path: Path | None = None, wait: bool = True, timeout: float = 240.0) -> subprocess.Popen:
-    """Start ComfyUI headless on CPU in a new process session; return once /object_info answers."""
+def server_command(port: int, base: Path) -> list[str]:
+    """The command line that runs ComfyUI headless on CPU, bound to loopback only.
+
+    The database goes into the base's ``user/`` folder: ComfyUI's default path is inside its own
+    folder, which ``--base-directory`` does not move (and which has no ``user/`` folder here).
+    """
+    return [str(venv_python()), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
+            "--disable-auto-launch", "--base-directory", str(base),
+            "--database-url", f"sqlite:///{Path(base).resolve() / 'user' / 'comfyui.db'}"]
+
+
+def _parent_death_hook():
+    """A ``preexec_fn`` that asks Linux to SIGTERM the child when its parent dies (no orphans).
+
+    libc is looked up here, in the parent, so the child only makes one system call after fork.
+    """
+    import ctypes
+
+    prctl = ctypes.CDLL(None, use_errno=True).prctl
+    PR_SET_PDEATHSIG = 1
+    return lambda: prctl(PR_SET_PDEATHSIG, int(signal.SIGTERM))
+
+
+def wait_ready(port: int, process: subprocess.Popen | None = None, timeout: float = 300.0,
+               log_path: Path | None = None) -> float:
+    """Block until ``GET /object_info`` answers 200; return the seconds waited.
+
+    /object_info is the last thing to work: it needs every node (ours included) registered.
+    Raises :class:`HostError` if the process exits first or the deadline passes.
+    """
+    started = time.monotonic()
+    deadline = started + timeout
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise HostError(f"ComfyUI exited with {process.returncode} before answering; see {log_path}")
+        try:
+            with urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info", timeout=60) as reply:
+                if reply.status == 200:
+                    return time.monotonic() - started
+        except OSError:  # refused / reset / HTTP error while starting: try again shortly
+            pass
+        time.sleep(0.5)
+    raise HostError(f"ComfyUI did not answer /object_info on port {port} within {timeout:.0f}s; see {log_path}")
+
+
+def start(port: int, log_path: Path | None = None, wait: bool = True, timeout: float = 300.0,
+          base: Path | None = None, extra_args: list[str] | tuple[str, ...] = (),
+          die_with_parent: bool = False) -> subprocess.Popen:
+    """Start ComfyUI headless on CPU in a new process group; by default return once /object_info answers.
+
+    ``base`` is the ``--base-directory`` (default: the cache's ``base/``); it is prepared with
+    :func:`prepare_base`. The PID is written to ``comfyui-<port>.pid`` in the cache so that
+    ``host.py stop --port N`` can end a server that its starter left behind. ``die_with_parent``
+    makes the server exit with the calling process (for test sessions; not for the CLI).
+    """
     install_needed = not venv_python().exists() or not (comfy_dir() / "main.py").exists()
     if install_needed:
         install()
-    _prepare_base()
-    log_path = log_path or cache_dir() / f"comfyui-{port}.log"
-    log = open(log_path, "w")
-    cmd = [str(venv_python()), "main.py", "--cpu", "--listen", "127.0.0.1", "--port", str(port),
-           "--disable-auto-launch", "--base-directory", str(base_dir())]
-    process = subprocess.Popen(cmd, cwd=comfy_dir(), stdout=log, stderr=subprocess.STDOUT,
-                               start_new_session=True, env={**os.environ, "PYTHONUNBUFFERED": "1"})
+    base = prepare_base(base)
+    log_path = Path(log_path) if log_path else cache_dir() / f"comfyui-{port}.log"
+    log_path.parent.mkdir(parents=True, exist_ok=True)
+    with open(log_path, "w") as log:
+        process = subprocess.Popen(
+            [*server_command(port, base), *extra_args], cwd=comfy_dir(), stdout=log,
+            stderr=subprocess.STDOUT, start_new_session=True,
+            preexec_fn=_parent_death_hook() if die_with_parent else None,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"})
     _pid_file(port).write_text(str(process.pid))
     if wait:
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            if process.poll() is not None:
-                raise SystemExit(f"ComfyUI exited with {process.returncode}; see {log_path}")
-            try:
-                with urllib.request.urlopen(f"http://127.0.0.1:{port}/object_info", timeout=30) as reply:
-                    if reply.status == 200:
-                        break
-            except OSError:
-                time.sleep(1.0)
-        else:
-            stop(port)
-            raise SystemExit(f"ComfyUI did not answer on port {port} within {timeout:.0f}s; see {log_path}")
+        try:
+            wait_ready(port, process, timeout, log_path)
+        except HostError:
+            stop_process(process, port)
+            raise
     _log(f"ComfyUI serving at http://127.0.0.1:{port} (pid {process.pid}, log {log_path})")
     return process
 
 
-def stop(port: int) -> None:
+def _signal_group(pid: int, sig: int) -> None:
+    try:
+        os.killpg(pid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def stop_process(process: subprocess.Popen, port: int | None = None, grace: float = 10.0) -> int | None:
+    """End a server started by :func:`start`: SIGTERM its process group, SIGKILL after ``grace`` s."""
+    if process.poll() is None:
+        _signal_group(process.pid, signal.SIGTERM)
+        try:
+            process.wait(timeout=grace)
+        except subprocess.TimeoutExpired:
+            _signal_group(process.pid, signal.SIGKILL)
+            process.wait(timeout=grace)
+    _signal_group(process.pid, signal.SIGKILL)  # stragglers left in the group, if any
+    if port is not None:
+        _pid_file(port).unlink(missing_ok=True)
+    return process.returncode
+
+
+def stop(port: int, grace: float = 5.0) -> None:
+    """End the server whose PID file is ``comfyui-<port>.pid`` (started by another process)."""
     pid_file = _pid_file(port)
     if not pid_file.exists():
         return
     pid = int(pid_file.read_text())
+    _signal_group(pid, signal.SIGTERM)
+    deadline = time.monotonic() + grace
     try:
-        os.killpg(pid, signal.SIGTERM)
-        for _ in range(50):
+        while time.monotonic() < deadline:
             os.kill(pid, 0)
             time.sleep(0.1)
-        os.killpg(pid, signal.SIGKILL)
-    except (ProcessLookupError, PermissionError):
-        pass
+        _signal_group(pid, signal.SIGKILL)
+    except ProcessLookupError:
+        pass  # gone: that is what we wanted
     pid_file.unlink(missing_ok=True)
 
 
@@ -220,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     run_python.add_argument("args", nargs=argparse.REMAINDER)
     for name in ("start", "stop"):
         command = sub.add_parser(name)
-        command.add_argument("--port", type=int, default=8188)
+        command.add_argument("--port", type=int, default=8188, help="0 = pick a free port (start only)")
     args = parser.parse_args(argv)
     if args.command == "install":
         install()
@@ -232,7 +329,11 @@ def main(argv: list[str] | None = None) -> int:
         extra = args.args[1:] if args.args[:1] == ["--"] else args.args
         return subprocess.call([str(venv_python()), *extra], cwd=PACK_ROOT)
     elif args.command == "start":
-        start(args.port)
+        try:
+            start(args.port or free_port())
+        except HostError as error:
+            print(f"[host] {error}", file=sys.stderr)
+            return 1
     elif args.command == "stop":
         stop(args.port)
     return 0

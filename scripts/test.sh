@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# THE test command of the project: bash scripts/test.sh [pytest args...]
+#
+# 1. installs or refreshes the ComfyUI host (idempotent and cached outside the repo, see
+#    scripts/host.py; ~3 min the first time, seconds after),
+# 2. runs pytest from the repo root with the host venv's python (torch, ComfyUI's requirements,
+#    pytest, websocket-client), passing every argument through,
+# 3. exits with pytest's exit code; "no tests collected" (5) counts as a failure.
+set -uo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+python3 scripts/host.py install || { echo "scripts/test.sh: host install failed" >&2; exit 2; }
+PYTHON="$(python3 -c 'import json, subprocess, sys; print(json.loads(subprocess.check_output([sys.executable, "scripts/host.py", "paths"]))["python"])')" \
+    || { echo "scripts/test.sh: cannot locate the host python" >&2; exit 2; }
+
+"$PYTHON" -m pytest -q -ra "$@"
+status=$?
+if [ "$status" -eq 5 ]; then
+    echo "scripts/test.sh: pytest collected no tests; treating that as a failure" >&2
+    exit 1
+fi
+exit "$status"
