@@ -1,0 +1,391 @@
+"""Attention layers of the VideoCrafter 3D UNet: spatial and temporal transformers.
+
+Re-implementation (not a copy) of VideoCrafter ``lvdm/modules/attention.py`` at
+AILab-CVC/VideoCrafter@11bcd76 (reference README §4.2-4.3). Module and attribute names
+reproduce the original state-dict keys (``to_q``, ``to_out.0``, ``to_k_ip``,
+``relative_position_k.embeddings_table``, ``ff.net.0.proj``, ...).
+
+Attention itself runs through ``torch.nn.functional.scaled_dot_product_attention`` (SDPA).
+The one case SDPA cannot express is relative position (attention.py:93-113): its value term
+``softmax(sim) · relv`` needs the probabilities, so that path computes softmax explicitly.
+
+For benchmarks and debugging a naive path (explicit ``softmax(q k^T) v`` everywhere, like the
+original's pure-PyTorch path) can be selected with :func:`attention_backend`.
+
+Every layer is built through an ``operations`` namespace (``Linear``, ``Conv1d``, ``Conv2d``,
+``GroupNorm``, ``LayerNorm``; default ``torch.nn``) with ``dtype``/``device`` so that ComfyUI
+can pass its ``comfy.ops`` classes and the model can be built on the meta device.
+"""
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+#: The original hard-codes the text length at which I2V context is split (attention.py:60).
+TEXT_CONTEXT_LEN = 77
+
+_BACKENDS = ("sdpa", "naive")
+_backend = "sdpa"
+
+
+def get_attention_backend() -> str:
+    """The attention path in use: ``"sdpa"`` (default) or ``"naive"``."""
+    return _backend
+
+
+def set_attention_backend(name: str) -> None:
+    """Select the attention path for every :class:`CrossAttention` (process-wide)."""
+    global _backend
+    if name not in _BACKENDS:
+        raise ValueError(f"unknown attention backend {name!r}; expected one of {_BACKENDS}")
+    _backend = name
+
+
+@contextlib.contextmanager
+def attention_backend(name: str) -> Iterator[None]:
+    """Context manager: run the enclosed forward passes with backend ``name``.
+
+    ``"naive"`` materialises ``softmax(q k^T * scale) v`` explicitly (the original's
+    pure-PyTorch path, attention.py:92-114); ``"sdpa"`` uses PyTorch's fused kernel. Both
+    give the same result to float rounding; the switch exists so a benchmark can compare
+    the two on the same weights.
+    """
+    previous = _backend
+    set_attention_backend(name)
+    try:
+        yield
+    finally:
+        set_attention_backend(previous)
+
+
+def _split_heads(t: torch.Tensor, heads: int) -> torch.Tensor:
+    """``b n (h d) -> b h n d``."""
+    b, n, _ = t.shape
+    return t.view(b, n, heads, -1).transpose(1, 2)
+
+
+def _merge_heads(t: torch.Tensor) -> torch.Tensor:
+    """``b h n d -> b n (h d)``."""
+    b, h, n, d = t.shape
+    return t.transpose(1, 2).reshape(b, n, h * d)
+
+
+def scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: float,
+                     mask: torch.Tensor | None = None) -> torch.Tensor:
+    """``softmax(q k^T * scale [masked]) v`` on ``[b, h, n, d]`` tensors.
+
+    ``mask`` is boolean ``[n_q, n_k]``, True where attention is allowed. The original fills
+    disallowed logits with ``-finfo.max`` (attention.py:101-105); with at least one allowed key
+    per row (true for the causal mask) that equals SDPA's boolean mask.
+    """
+    if _backend == "sdpa":
+        return F.scaled_dot_product_attention(q, k, v, attn_mask=mask, scale=scale)
+    sim = torch.matmul(q, k.transpose(-1, -2)) * scale
+    if mask is not None:
+        sim = sim.masked_fill(~mask, -torch.finfo(sim.dtype).max)
+    return torch.matmul(sim.softmax(dim=-1), v)
+
+
+class RelativePosition(nn.Module):
+    """Clamped relative-position table ``[2L+1, dim_head]``, shared across heads.
+
+    attention.py:21-40: entry ``[i, j]`` is ``table[clamp(j - i, -L, L) + L]`` (key index
+    minus query index). Only ``embeddings_table`` is a parameter (checkpoint key
+    ``relative_position_k.embeddings_table``).
+    """
+
+    def __init__(self, num_units: int, max_relative_position: int, *, dtype=None, device=None):
+        super().__init__()
+        self.num_units = num_units
+        self.max_relative_position = max_relative_position
+        self.embeddings_table = nn.Parameter(
+            torch.empty(2 * max_relative_position + 1, num_units, dtype=dtype, device=device))
+        if self.embeddings_table.device.type != "meta":
+            nn.init.xavier_uniform_(self.embeddings_table)
+
+    def forward(self, length_q: int, length_k: int, like: torch.Tensor) -> torch.Tensor:
+        """Return ``[length_q, length_k, num_units]`` in ``like``'s dtype and device."""
+        table = self.embeddings_table.to(device=like.device, dtype=like.dtype)
+        distance = (torch.arange(length_k, device=like.device)[None, :]
+                    - torch.arange(length_q, device=like.device)[:, None])
+        index = distance.clamp(-self.max_relative_position, self.max_relative_position)
+        return table[index + self.max_relative_position]
+
+
+class CrossAttention(nn.Module):
+    """Multi-head (cross-)attention with optional relative position and image tokens.
+
+    attention.py:43-127. ``to_q/to_k/to_v`` have no bias, ``to_out = [Linear, Dropout]``, scale
+    ``dim_head**-0.5``.
+
+    * ``relative_position``: temporal attention adds ``q·relk * scale`` to the logits and
+      ``softmax·relv`` to the output (attention.py:93-98, 108-113).
+    * ``img_cross_attention`` (I2V, SpatialTransformer attn2 only): image tokens go through
+      ``to_k_ip/to_v_ip`` with the same ``q`` and their own softmax; the result is added as
+      ``out_text + image_scale * out_img`` before ``to_out`` (attention.py:59-64, 82-87, 116-124).
+    """
+
+    def __init__(self, query_dim: int, context_dim: int | None = None, heads: int = 8,
+                 dim_head: int = 64, dropout: float = 0.0, *, relative_position: bool = False,
+                 temporal_length: int | None = None, img_cross_attention: bool = False,
+                 image_cross_attention_scale: float = 1.0, operations=nn, dtype=None, device=None):
+        super().__init__()
+        inner_dim = dim_head * heads
+        context_dim = query_dim if context_dim is None else context_dim
+        factory = {"dtype": dtype, "device": device}
+        self.scale = dim_head ** -0.5
+        self.heads = heads
+        self.dim_head = dim_head
+        self.to_q = operations.Linear(query_dim, inner_dim, bias=False, **factory)
+        self.to_k = operations.Linear(context_dim, inner_dim, bias=False, **factory)
+        self.to_v = operations.Linear(context_dim, inner_dim, bias=False, **factory)
+        self.to_out = nn.Sequential(operations.Linear(inner_dim, query_dim, **factory),
+                                    nn.Dropout(dropout))
+        self.img_cross_attention = img_cross_attention
+        self.image_cross_attention_scale = image_cross_attention_scale
+        if img_cross_attention:
+            self.to_k_ip = operations.Linear(context_dim, inner_dim, bias=False, **factory)
+            self.to_v_ip = operations.Linear(context_dim, inner_dim, bias=False, **factory)
+        self.relative_position = relative_position
+        if relative_position:
+            if temporal_length is None:
+                raise ValueError("relative_position needs temporal_length (size of the tables)")
+            self.relative_position_k = RelativePosition(dim_head, temporal_length, **factory)
+            self.relative_position_v = RelativePosition(dim_head, temporal_length, **factory)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                mask: torch.Tensor | None = None, image_context: torch.Tensor | None = None,
+                image_scale: float | None = None) -> torch.Tensor:
+        """``x`` [b, n, query_dim]; ``context`` [b, m, context_dim] or None (self-attention);
+        ``mask`` boolean [n, m] (True = attend); ``image_context`` [b, k, context_dim] (only
+        used when the layer has ``to_k_ip``)."""
+        h = self.heads
+        q = _split_heads(self.to_q(x), h)
+        source = x if context is None else context
+        k = _split_heads(self.to_k(source), h)
+        v = _split_heads(self.to_v(source), h)
+        if self.relative_position:
+            out = self._relative_attention(q, k, v, mask)
+        else:
+            out = scaled_attention(q, k, v, self.scale, mask)
+        out = _merge_heads(out)
+        if self.img_cross_attention and image_context is not None and image_context.shape[1] > 0:
+            k_ip = _split_heads(self.to_k_ip(image_context), h)
+            v_ip = _split_heads(self.to_v_ip(image_context), h)
+            out_ip = _merge_heads(scaled_attention(q, k_ip, v_ip, self.scale))
+            weight = self.image_cross_attention_scale if image_scale is None else image_scale
+            out = out + weight * out_ip
+        return self.to_out(out)
+
+    def _relative_attention(self, q, k, v, mask):
+        """Explicit softmax path: the ``softmax · relv`` term needs the probabilities."""
+        n_q, n_k = q.shape[2], k.shape[2]
+        rel_k = self.relative_position_k(n_q, n_k, q)
+        rel_v = self.relative_position_v(n_q, v.shape[2], v)
+        sim = torch.matmul(q, k.transpose(-1, -2)) * self.scale
+        sim = sim + torch.einsum("bhtd,tsd->bhts", q, rel_k) * self.scale
+        if mask is not None:
+            sim = sim.masked_fill(~mask, -torch.finfo(sim.dtype).max)
+        attn = sim.softmax(dim=-1)
+        return torch.matmul(attn, v) + torch.einsum("bhts,tsd->bhtd", attn, rel_v)
+
+
+class GEGLU(nn.Module):
+    """``x * gelu(gate)`` from one projection to ``2*dim_out`` (attention.py:376-383)."""
+
+    def __init__(self, dim_in: int, dim_out: int, *, operations=nn, dtype=None, device=None):
+        super().__init__()
+        self.proj = operations.Linear(dim_in, dim_out * 2, dtype=dtype, device=device)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x, gate = self.proj(x).chunk(2, dim=-1)
+        return x * F.gelu(gate)
+
+
+class FeedForward(nn.Module):
+    """``GEGLU(dim, 4*dim) → Dropout → Linear`` (attention.py:386-403; keys ``net.0.proj``, ``net.2``)."""
+
+    def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0, *, operations=nn,
+                 dtype=None, device=None):
+        super().__init__()
+        inner = int(dim * mult)
+        self.net = nn.Sequential(
+            GEGLU(dim, inner, operations=operations, dtype=dtype, device=device),
+            nn.Dropout(dropout),
+            operations.Linear(inner, dim, dtype=dtype, device=device))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.net(x)
+
+
+class BasicTransformerBlock(nn.Module):
+    """Pre-LN block: self-attn, cross-attn, GEGLU feed-forward (attention.py:187-220).
+
+    ``attn1`` is always self-attention (``disable_self_attn`` is False in every UNet). ``attn2``
+    attends to ``context`` (or to ``x`` when context is None: the temporal blocks). The mask
+    is applied to both, as in the original.
+    """
+
+    def __init__(self, dim: int, n_heads: int, d_head: int, dropout: float = 0.0,
+                 context_dim: int | None = None, *, relative_position: bool = False,
+                 temporal_length: int | None = None, img_cross_attention: bool = False,
+                 image_cross_attention_scale: float = 1.0, operations=nn, dtype=None, device=None):
+        super().__init__()
+        common = dict(heads=n_heads, dim_head=d_head, dropout=dropout,
+                      relative_position=relative_position, temporal_length=temporal_length,
+                      operations=operations, dtype=dtype, device=device)
+        self.attn1 = CrossAttention(dim, None, **common)
+        self.ff = FeedForward(dim, dropout=dropout, operations=operations, dtype=dtype, device=device)
+        self.attn2 = CrossAttention(dim, context_dim, img_cross_attention=img_cross_attention,
+                                    image_cross_attention_scale=image_cross_attention_scale, **common)
+        self.norm1 = operations.LayerNorm(dim, dtype=dtype, device=device)
+        self.norm2 = operations.LayerNorm(dim, dtype=dtype, device=device)
+        self.norm3 = operations.LayerNorm(dim, dtype=dtype, device=device)
+
+    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None):
+        x = self.attn1(self.norm1(x), mask=mask) + x
+        x = self.attn2(self.norm2(x), context, mask=mask, image_context=image_context,
+                       image_scale=image_scale) + x
+        return self.ff(self.norm3(x)) + x
+
+
+class SpatialTransformer(nn.Module):
+    """Per-frame spatial transformer on ``[(b t), c, h, w]`` (attention.py:223-278).
+
+    ``GroupNorm(32, eps=1e-6)`` per frame → ``proj_in`` (Linear if ``use_linear`` else 1x1
+    Conv2d) → blocks (text cross-attention, optional I2V image cross-attention) → ``proj_out``
+    → + residual.
+    """
+
+    def __init__(self, in_channels: int, n_heads: int, d_head: int, depth: int = 1,
+                 dropout: float = 0.0, context_dim: int | None = None, use_linear: bool = False,
+                 img_cross_attention: bool = False, image_cross_attention_scale: float = 1.0, *,
+                 operations=nn, dtype=None, device=None):
+        super().__init__()
+        factory = {"dtype": dtype, "device": device}
+        inner = n_heads * d_head
+        self.in_channels = in_channels
+        self.use_linear = use_linear
+        self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
+        if use_linear:
+            self.proj_in = operations.Linear(in_channels, inner, **factory)
+        else:
+            self.proj_in = operations.Conv2d(in_channels, inner, kernel_size=1, **factory)
+        self.transformer_blocks = nn.ModuleList([
+            BasicTransformerBlock(inner, n_heads, d_head, dropout, context_dim,
+                                  img_cross_attention=img_cross_attention,
+                                  image_cross_attention_scale=image_cross_attention_scale,
+                                  operations=operations, **factory)
+            for _ in range(depth)])
+        if use_linear:
+            self.proj_out = operations.Linear(inner, in_channels, **factory)
+        else:
+            self.proj_out = operations.Conv2d(inner, in_channels, kernel_size=1, **factory)
+
+    def forward(self, x, context=None, image_context=None, image_scale=None):
+        b, c, h, w = x.shape
+        x_in = x
+        x = self.norm(x)
+        if not self.use_linear:
+            x = self.proj_in(x)
+        x = x.flatten(2).transpose(1, 2).contiguous()  # b c h w -> b (h w) c
+        if self.use_linear:
+            x = self.proj_in(x)
+        for block in self.transformer_blocks:
+            x = block(x, context, image_context=image_context, image_scale=image_scale)
+        if self.use_linear:
+            x = self.proj_out(x)
+        x = x.transpose(1, 2).reshape(b, -1, h, w).contiguous()
+        if not self.use_linear:
+            x = self.proj_out(x)
+        return x + x_in
+
+
+class TemporalTransformer(nn.Module):
+    """Attention across frames at every pixel, on ``[b, c, t, h, w]`` (attention.py:281-373).
+
+    * ``GroupNorm(32, eps=1e-6)`` on the 5-D tensor: statistics span all frames.
+    * Layout ``(b h w) t c``; ``proj_in``/``proj_out`` are Linear if ``use_linear`` else 1x1
+      Conv1d (``init_attn`` uses Conv1d).
+    * ``only_self_att`` (every released config): ``context_dim`` is dropped, so attn1 *and*
+      attn2 are self-attention over frames.
+    * ``relative_position``: clamped tables of size ``2*temporal_length+1`` in both attentions.
+    * ``causal_attention``: lower-triangular frame mask (attention.py:309-311, 342-346).
+    """
+
+    def __init__(self, in_channels: int, n_heads: int, d_head: int, depth: int = 1,
+                 dropout: float = 0.0, context_dim: int | None = None, use_linear: bool = False,
+                 only_self_att: bool = True, causal_attention: bool = False,
+                 relative_position: bool = False, temporal_length: int | None = None, *,
+                 operations=nn, dtype=None, device=None):
+        super().__init__()
+        factory = {"dtype": dtype, "device": device}
+        inner = n_heads * d_head
+        self.in_channels = in_channels
+        self.use_linear = use_linear
+        self.only_self_att = only_self_att
+        self.causal_attention = causal_attention
+        self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
+        if use_linear:
+            self.proj_in = operations.Linear(in_channels, inner, **factory)
+        else:
+            self.proj_in = operations.Conv1d(in_channels, inner, kernel_size=1, **factory)
+        self.transformer_blocks = nn.ModuleList([
+            BasicTransformerBlock(inner, n_heads, d_head, dropout,
+                                  None if only_self_att else context_dim,
+                                  relative_position=relative_position,
+                                  temporal_length=temporal_length, operations=operations, **factory)
+            for _ in range(depth)])
+        if use_linear:
+            self.proj_out = operations.Linear(inner, in_channels, **factory)
+        else:
+            self.proj_out = operations.Conv1d(inner, in_channels, kernel_size=1, **factory)
+
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+        """``x`` [b, c, t, h, w]; ``context`` per frame [(b t), l, c'] (only used when not
+        ``only_self_att``)."""
+        b, c, t, h, w = x.shape
+        x_in = x
+        x = self.norm(x)
+        x = x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t)  # (b h w) c t
+        if not self.use_linear:
+            x = self.proj_in(x)
+        x = x.transpose(1, 2).contiguous()  # (b h w) t c
+        if self.use_linear:
+            x = self.proj_in(x)
+        mask = None
+        if self.causal_attention:
+            mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
+        if self.only_self_att:
+            for block in self.transformer_blocks:
+                x = block(x, mask=mask)
+        else:
+            x = self._cross_frames(x, context, b, t, h * w)
+        if self.use_linear:
+            x = self.proj_out(x)
+            x = x.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2).contiguous()
+        else:
+            x = self.proj_out(x.transpose(1, 2).contiguous())  # (b h w) c t
+            x = x.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2).contiguous()
+        return x + x_in
+
+    def _cross_frames(self, x, context, b, t, hw):
+        """The original's (unreleased) temporal cross-attention (attention.py:353-363).
+
+        Pixel row ``i`` of video ``j`` attends to the context of frame ``i // (hw // t)``: the
+        per-frame context is repeated ``hw // t`` times along the pixel axis. The causal mask is
+        not applied on this path, as in the original.
+        """
+        if context is None:
+            raise ValueError("TemporalTransformer with only_self_att=False needs a context")
+        if hw % t:
+            raise ValueError(f"temporal cross-attention needs h*w ({hw}) divisible by frames ({t})")
+        ctx = context.reshape(b, t, *context.shape[1:]).repeat_interleave(hw // t, dim=1)
+        ctx = ctx.reshape(b * hw, *context.shape[1:])
+        for block in self.transformer_blocks:
+            x = block(x, ctx)
+        return x
