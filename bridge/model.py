@@ -1,0 +1,155 @@
+"""VideoCrafter as a native ComfyUI model: ``BASE`` config, ``BaseModel`` and ``ModelSampling``.
+
+Following how core ships SVD (``comfy/model_base.py: SVD_img2vid``), a VideoCrafter MODEL is a
+``ModelPatcher`` around :class:`VideoCrafterModel`; the latent is batch-as-frames
+``[T, 4, h, w]`` (one video per latent batch, as core SVD) and the frame count rides as the
+``num_video_frames`` constant condition. fps travels in CONDITIONING (``fps`` key) and is turned
+into a model input by :meth:`VideoCrafterModel.extra_conds`.
+
+The scale schedule of VC2/I2V/VC1-1024 (``use_scale``: the training forward process is
+``x_t = sqrt(ᾱ_t)·s_t·x0 + sqrt(1-ᾱ_t)·ε``, ddpm3d.py:412-417) is expressed as a
+:class:`VideoCrafterModelSampling`: with ``y = x_t / (sqrt(ᾱ_t)·s_t)`` one gets
+``y = x0 + σ'_t·ε`` with ``σ'_t = sqrt((1-ᾱ_t)/ᾱ_t) / s_t``, i.e. an ordinary EPS model on the
+σ' ladder, so every core sampler and scheduler honours the schedule.
+"""
+from __future__ import annotations
+
+import dataclasses
+import logging
+
+import comfy.conds
+import comfy.latent_formats
+import comfy.model_base
+import comfy.model_sampling
+import comfy.supported_models_base
+import torch
+
+from ..models.checkpoint_layout import UNET_PREFIX, VariantInfo
+from ..models.schedule import VideoCrafterSchedule
+from ..models.unet3d import UNet3DConfig, VideoCrafterUNet
+
+DEFAULT_FPS = 16  # the UNet's own forward default (openaimodel3d.py:534)
+
+
+class ComfyVideoCrafterUNet(VideoCrafterUNet):
+    """Our pure-PyTorch UNet with the constructor and forward signature ComfyUI calls.
+
+    ``BaseModel`` builds ``unet_model(**unet_config, device=..., operations=...)`` and calls
+    ``diffusion_model(x, t, context=..., control=..., transformer_options=..., **extra_conds)``.
+    """
+
+    def __init__(self, *, dtype=None, device=None, operations=None, **config_fields):
+        super().__init__(UNet3DConfig(**config_fields), operations=operations, dtype=dtype, device=device)
+        self.dtype = dtype if dtype is not None else torch.float32
+
+    def forward(self, x, timesteps, context=None, control=None, transformer_options=None,
+                num_video_frames=None, fps=None, image_context=None, image_scale=None,
+                temporal_enabled=True, **unused):
+        frames = int(num_video_frames) if num_video_frames is not None else x.shape[0]
+        if x.shape[0] % frames:
+            raise ValueError(f"latent batch {x.shape[0]} is not a whole number of {frames}-frame videos")
+        if transformer_options and transformer_options.get("videocrafter_temporal_off", False):
+            temporal_enabled = False
+        return super().forward(x, timesteps, context=context, fps=DEFAULT_FPS if fps is None else fps,
+                               num_frames=frames, image_context=image_context, image_scale=image_scale,
+                               temporal_enabled=temporal_enabled)
+
+
+class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
+    """EPS sampling on the σ' = σ/s_t ladder (see the module docstring for the derivation).
+
+    ``calculate_input`` turns the sampler's ``y`` back into the model's ``x_t = y·sqrt(ᾱ_t)·s_t``
+    at the (integer) timestep of σ'; ``noise_scaling`` with ``max_denoise`` starts from
+    ``x_T ~ N(0, I)`` in the model's own space, as the original sampler does
+    (``ddim.py:144-147``); ``inverse_noise_scaling`` returns ``x_t`` at the last sigma, so a
+    schedule that ends at t = 0 (the original DDIM's last step uses ``ᾱ_0``) yields exactly the
+    original's final latent, and one that ends at σ' = 0 yields ``x0``.
+    """
+
+    def __init__(self, schedule: VideoCrafterSchedule):
+        torch.nn.Module.__init__(self)
+        self.sigma_data = 1.0
+        self.num_timesteps = schedule.timesteps
+        self.linear_start = schedule.linear_start
+        self.linear_end = schedule.linear_end
+        self.zsnr = False
+        self.schedule = schedule
+        steps = torch.arange(schedule.timesteps)
+        self.register_buffer("alphas_cumprod", schedule.alphas_cumprod.float())
+        scale = schedule.scale_arr[:schedule.timesteps].float() if schedule.use_scale else None
+        self.scale_per_timestep = scale  # None without use_scale (s_t = 1)
+        self.register_buffer("input_scale", schedule.signal_scale(steps).float())
+        self.set_sigmas(schedule.sigmas().float())
+
+    def _input_scale(self, sigma, ndim):
+        factor = self.input_scale.to(sigma.device)[self.timestep(sigma).long()].to(sigma.dtype)
+        return comfy.model_sampling.reshape_sigma(factor, ndim)
+
+    def calculate_input(self, sigma, noise):
+        return noise * self._input_scale(sigma, noise.ndim)
+
+    def noise_scaling(self, sigma, noise, latent_image, max_denoise=False):
+        if max_denoise:
+            noise = noise / self._input_scale(sigma.reshape(-1)[:1], noise.ndim)
+        else:
+            noise = noise * comfy.model_sampling.reshape_sigma(sigma, noise.ndim)
+        return noise + latent_image
+
+    def inverse_noise_scaling(self, sigma, latent):
+        if float(sigma.reshape(-1)[0]) == 0.0:
+            return latent
+        return latent * self._input_scale(sigma.reshape(-1)[:1], latent.ndim)
+
+
+class VideoCrafterModel(comfy.model_base.BaseModel):
+    """``BaseModel`` for every VideoCrafter variant; extra inputs come from CONDITIONING keys."""
+
+    def __init__(self, model_config, model_type=comfy.model_base.ModelType.EPS, device=None):
+        super().__init__(model_config, model_type, device=device, unet_model=ComfyVideoCrafterUNet)
+        self.model_sampling = VideoCrafterModelSampling(model_config.schedule)
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        noise = kwargs.get("noise")
+        out["num_video_frames"] = comfy.conds.CONDConstant(int(noise.shape[0]))
+        fps = kwargs.get("fps", None)
+        if fps is not None:
+            out["fps"] = comfy.conds.CONDConstant(int(fps))
+        image_context = kwargs.get("videocrafter_image_context", None)
+        if image_context is not None:
+            out["image_context"] = comfy.conds.CONDRegular(image_context)
+        return out
+
+
+class VideoCrafterConfig(comfy.supported_models_base.BASE):
+    """Describes one detected VideoCrafter checkpoint to ComfyUI (never registered for auto-detection:
+    the pack's loader detects the variant itself, from keys and shapes)."""
+
+    unet_extra_config = {}
+    latent_format = comfy.latent_formats.SD15
+    memory_usage_factor = 2.0
+    supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
+    text_encoder_key_prefix = ["cond_stage_model."]
+    vae_key_prefix = ["first_stage_model."]
+
+    def __init__(self, unet: UNet3DConfig, variant: VariantInfo, schedule: VideoCrafterSchedule):
+        super().__init__(dataclasses.asdict(unet))
+        self.unet_config_object = unet
+        self.variant = variant
+        self.schedule = schedule
+        self.sampling_settings = {"linear_start": schedule.linear_start, "linear_end": schedule.linear_end,
+                                  "timesteps": schedule.timesteps}
+
+    def get_model(self, state_dict, prefix="", device=None):
+        return VideoCrafterModel(self, device=device)
+
+    def process_unet_state_dict_for_saving(self, state_dict):
+        return {UNET_PREFIX + k: v for k, v in state_dict.items()}
+
+    def inpaint_model(self):
+        return False
+
+
+def log_model(config: VideoCrafterConfig) -> None:
+    logging.info("VideoCrafter: %s (%s), use_scale=%s", config.variant.description, config.variant.name,
+                 config.schedule.use_scale)

@@ -1,0 +1,63 @@
+"""Loader nodes: the monolithic VideoCrafter checkpoint and its safe conversion."""
+from __future__ import annotations
+
+import folder_paths
+
+from ..bridge.api import io
+from ..bridge.checkpoint import load_videocrafter_checkpoint
+from ..models.checkpoint_io import convert_checkpoint_file
+from .common import CATEGORY
+
+
+class VideoCrafterCheckpointLoader(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VideoCrafterCheckpointLoader",
+            display_name="Load VideoCrafter Checkpoint",
+            category=f"{CATEGORY}/loaders",
+            description="Loads a released VideoCrafter1/2 checkpoint (model.ckpt or a .safetensors of it) as a "
+                        "native MODEL, the OpenCLIP-H text encoder as CLIP, and the SD VAE. The variant "
+                        "(VC2-512, VC1-1024, VC1-512) is detected from the weights, never from the file name.",
+            inputs=[io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
+                                   tooltip="A VideoCrafter checkpoint in models/checkpoints. .ckpt files are read "
+                                           "weights-only (pickled code is refused); .safetensors is preferred.")],
+            outputs=[io.Model.Output(tooltip="The 3D UNet as a native ComfyUI MODEL (works with every core sampler)."),
+                     io.Clip.Output(tooltip="OpenCLIP ViT-H text encoder (penultimate layer + final norm, as the original)."),
+                     io.Vae.Output(tooltip="The SD KL-VAE; decodes batch-as-frames latents frame by frame.")],
+        )
+
+    @classmethod
+    def execute(cls, ckpt_name) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        loaded = load_videocrafter_checkpoint(path, embedding_directory=folder_paths.get_folder_paths("embeddings"))
+        return io.NodeOutput(loaded.model, loaded.clip, loaded.vae)
+
+
+class VideoCrafterConvertCheckpoint(io.ComfyNode):
+    @classmethod
+    def define_schema(cls):
+        return io.Schema(
+            node_id="VideoCrafterConvertCheckpoint",
+            display_name="Convert VideoCrafter Checkpoint to safetensors",
+            category=f"{CATEGORY}/loaders",
+            description="Writes a .safetensors copy of a .ckpt checkpoint next to it (weights only, read safely). "
+                        "Loading .safetensors is faster and never involves pickle.",
+            inputs=[io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
+                                   tooltip="The .ckpt/.pth checkpoint to convert."),
+                    io.Boolean.Input("overwrite", default=False,
+                                     tooltip="Replace an existing .safetensors file of the same name.")],
+            outputs=[io.String.Output(display_name="safetensors_name",
+                                      tooltip="File name of the converted checkpoint in models/checkpoints.")],
+            is_output_node=True,
+        )
+
+    @classmethod
+    def execute(cls, ckpt_name, overwrite) -> io.NodeOutput:
+        path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
+        written = convert_checkpoint_file(path, overwrite=overwrite)
+        name = ckpt_name.rsplit(".", 1)[0] + ".safetensors"
+        return io.NodeOutput(name, ui={"text": [f"wrote {written}"]})
+
+
+NODES = [VideoCrafterCheckpointLoader, VideoCrafterConvertCheckpoint]

@@ -1,0 +1,133 @@
+#!/usr/bin/env python3
+"""Generate the example workflows: UI format (``workflows/*.json``) and API twins (``workflows/api/*.json``).
+
+One Python description per graph produces both formats, so the twins cannot drift apart
+(a test regenerates them in memory and compares with the committed files). Only core nodes
+and this pack's nodes are used. Run: ``python3 scripts/build_workflows.py``.
+"""
+from __future__ import annotations
+
+import json
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WORKFLOWS = ROOT / "workflows"
+
+NEGATIVE_PROMPT = ""  # the original's unconditional input is the EMPTY prompt (funcs.py:19-38)
+
+
+@dataclass
+class Node:
+    id: int
+    type: str
+    title: str
+    pos: tuple
+    widgets: list                      # (name, value) in the node's widget order
+    inputs: dict = field(default_factory=dict)   # input name -> (node id, output slot, TYPE)
+    outputs: list = field(default_factory=list)  # [(name, TYPE)]
+    seed_control: str | None = None    # value of the extra "control_after_generate" widget
+
+
+def _t2v_graph(ckpt: str, width: int, height: int, prompt: str, fps: int, prefix: str) -> list[Node]:
+    return [
+        Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter Checkpoint", (40, 120),
+             [("ckpt_name", ckpt)], outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]),
+        Node(2, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(3, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 260),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(4, "VideoCrafterVideoConditioning", "fps conditioning", (820, 120), [("fps", fps)],
+             {"positive": (2, 0, "CONDITIONING"), "negative": (3, 0, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(5, "CFGGuider", "CFG 12 (original default)", (1160, 40), [("cfg", 12.0)],
+             {"model": (1, 0, "MODEL"), "positive": (4, 0, "CONDITIONING"), "negative": (4, 1, "CONDITIONING")},
+             [("GUIDER", "GUIDER")]),
+        Node(6, "VideoCrafterNoise", "Noise (original seed order)", (1160, 200), [("noise_seed", 123)],
+             outputs=[("NOISE", "NOISE")], seed_control="fixed"),
+        Node(7, "VideoCrafterDDIMSampler", "DDIM (eta 1.0)", (1160, 330), [("eta", 1.0)],
+             outputs=[("SAMPLER", "SAMPLER")]),
+        Node(8, "VideoCrafterDDIMSigmas", "DDIM 50 steps", (1160, 440), [("steps", 50), ("denoise", 1.0)],
+             {"model": (1, 0, "MODEL")}, [("SIGMAS", "SIGMAS")]),
+        Node(9, "VideoCrafterEmptyVideoLatent", "Video latent", (1160, 600),
+             [("width", width), ("height", height), ("frames", 16)], outputs=[("LATENT", "LATENT")]),
+        Node(10, "SamplerCustomAdvanced", "Sample", (1520, 200), [],
+             {"noise": (6, 0, "NOISE"), "guider": (5, 0, "GUIDER"), "sampler": (7, 0, "SAMPLER"),
+              "sigmas": (8, 0, "SIGMAS"), "latent_image": (9, 0, "LATENT")},
+             [("output", "LATENT"), ("denoised_output", "LATENT")]),
+        Node(11, "VAEDecode", "Decode frames", (1860, 200), [],
+             {"samples": (10, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(12, "CreateVideo", "Frames to video", (2100, 200), [("fps", 10.0)],
+             {"images": (11, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(13, "SaveVideo", "Save video", (2360, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (12, 0, "VIDEO")}),
+    ]
+
+
+GRAPHS = {
+    "videocrafter2_t2v_512": _t2v_graph(
+        "videocrafter2_t2v_512.safetensors", 512, 320,
+        "A cat playing the piano in a cozy living room, high quality, detailed", 28, "videocrafter/vc2_t2v"),
+    "videocrafter1_t2v_1024": _t2v_graph(
+        "videocrafter1_t2v_1024.safetensors", 1024, 576,
+        "An astronaut riding a horse on the beach at sunset, cinematic", 28, "videocrafter/vc1_t2v_1024"),
+}
+
+
+def to_api(nodes: list[Node]) -> dict:
+    graph = {}
+    for node in nodes:
+        inputs = {name: value for name, value in node.widgets}
+        inputs.update({name: [str(src), slot] for name, (src, slot, _type) in node.inputs.items()})
+        graph[str(node.id)] = {"class_type": node.type, "inputs": inputs, "_meta": {"title": node.title}}
+    return graph
+
+
+def to_ui(nodes: list[Node]) -> dict:
+    links, link_id = [], 0
+    incoming: dict[tuple, int] = {}
+    for node in nodes:
+        for slot_index, (name, (src, slot, type_)) in enumerate(node.inputs.items()):
+            link_id += 1
+            links.append([link_id, src, slot, node.id, slot_index, type_])
+            incoming[(node.id, name)] = link_id
+    ui_nodes = []
+    for order, node in enumerate(nodes):
+        outputs = []
+        for slot, (name, type_) in enumerate(node.outputs):
+            out_links = [link[0] for link in links if link[1] == node.id and link[2] == slot]
+            outputs.append({"name": name, "type": type_, "links": out_links, "slot_index": slot})
+        widgets = [value for _name, value in node.widgets]
+        if node.seed_control is not None:
+            widgets.insert(1, node.seed_control)
+        ui_nodes.append({
+            "id": node.id, "type": node.type, "title": node.title, "pos": list(node.pos), "size": [300, 100],
+            "flags": {}, "order": order, "mode": 0,
+            "inputs": [{"name": name, "type": type_, "link": incoming[(node.id, name)]}
+                       for name, (_s, _sl, type_) in node.inputs.items()],
+            "outputs": outputs, "properties": {"Node name for S&R": node.type}, "widgets_values": widgets,
+        })
+    return {"last_node_id": max(n.id for n in nodes), "last_link_id": link_id, "nodes": ui_nodes, "links": links,
+            "groups": [], "config": {}, "extra": {}, "version": 0.4}
+
+
+def render() -> dict[Path, str]:
+    """Every workflow file's path and exact text."""
+    files = {}
+    for name, nodes in GRAPHS.items():
+        files[WORKFLOWS / f"{name}.json"] = json.dumps(to_ui(nodes), indent=1) + "\n"
+        files[WORKFLOWS / "api" / f"{name}.json"] = json.dumps(to_api(nodes), indent=1) + "\n"
+    return files
+
+
+def main() -> int:
+    for path, text in render().items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(text)
+        print(path.relative_to(ROOT))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
