@@ -113,7 +113,11 @@ def ddim_sigmas(model_sampling, steps: int, denoise: float = 1.0) -> torch.Tenso
     total_train = len(model_sampling.sigmas)
     total = steps if denoise >= 1.0 else max(steps, int(round(steps / max(denoise, 1e-4))))
     total = min(total, total_train - 1)
-    ladder = ddim_timesteps(total, total_train).flip(0)
+    try:
+        ladder = ddim_timesteps(total, total_train).flip(0)
+    except ValueError:  # e.g. 3 steps: the original's ladder would index t = 1000 and crash; drop that step
+        ladder = torch.arange(0, total_train, total_train // total) + 1
+        ladder = ladder[ladder < total_train].flip(0)
     keep = ladder[-min(steps, len(ladder)):] if denoise < 1.0 else ladder
     indices = torch.cat([keep, torch.zeros(1, dtype=torch.int64)])
     return model_sampling.sigmas[indices].float().clone()

@@ -1,0 +1,173 @@
+"""Real server round trips: the example workflows (API twins) on tiny checkpoints, core KSampler,
+bad inputs with clear errors, and the server still serving afterwards."""
+import json
+
+import pytest
+import torch
+from safetensors.torch import save_file
+
+import tests.pack
+from tests.server import ExecutionFailed, PromptRejected, probe_media
+
+WORKFLOWS = tests.pack.PACK_ROOT / "workflows"
+TINY_SIZE = {"width": 64, "height": 48}  # latent 8x6: the tiny UNet runs in a fraction of a second per step
+VARIANT_OF_WORKFLOW = {"videocrafter2_t2v_512": "vc2_t2v_512", "videocrafter1_t2v_1024": "vc1_t2v_1024"}
+
+
+@pytest.fixture(scope="module")
+def tiny_checkpoints(comfy_server):
+    """Tiny checkpoints of every T2V variant in the server's models/checkpoints (exact released layout)."""
+    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+
+    folder = comfy_server.models_dir / "checkpoints"
+    folder.mkdir(parents=True, exist_ok=True)
+    names = {}
+    for variant in ("vc2_t2v_512", "vc1_t2v_1024", "vc1_t2v_512"):
+        name = f"tiny_{variant}.safetensors"
+        save_file(make_tiny_state_dict(tiny_spec(variant, seed=1)), str(folder / name))
+        names[variant] = name
+    return names
+
+
+def api_workflow(name, ckpt_name, *, steps=4, frames=8, seed=123):
+    graph = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
+    for node in graph.values():
+        kind, inputs = node["class_type"], node["inputs"]
+        if kind == "VideoCrafterCheckpointLoader":
+            inputs["ckpt_name"] = ckpt_name
+        elif kind == "VideoCrafterEmptyVideoLatent":
+            inputs.update(TINY_SIZE, frames=frames)
+        elif kind == "VideoCrafterDDIMSigmas":
+            inputs["steps"] = steps
+        elif kind == "VideoCrafterNoise":
+            inputs["noise_seed"] = seed
+        elif kind == "SaveVideo":
+            inputs["filename_prefix"] = f"e2e/{name}"
+    return graph
+
+
+def node_of(graph, class_type):
+    return next(key for key, node in graph.items() if node["class_type"] == class_type)
+
+
+def assert_video(server, result, frames):
+    records = result.files()
+    videos = [r for r in records if r["filename"].endswith(".mp4")]
+    assert len(videos) == 1, records
+    info = probe_media(server.output_path(videos[0]))
+    assert (info.frame_count, info.width, info.height) == (frames, TINY_SIZE["width"], TINY_SIZE["height"])
+    return info
+
+
+@pytest.mark.parametrize("workflow", sorted(VARIANT_OF_WORKFLOW))
+def test_example_workflow_runs_and_writes_a_video(comfy_server, tiny_checkpoints, workflow):
+    graph = api_workflow(workflow, tiny_checkpoints[VARIANT_OF_WORKFLOW[workflow]], steps=4, frames=8)
+    result = comfy_server.run(graph, timeout=600)
+    progress = result.events("progress")
+    assert progress and max(p["max"] for p in progress) == 4, "the sampler reports per-step progress on /ws"
+    info = assert_video(comfy_server, result, frames=8)
+    assert info.fps == pytest.approx(10, abs=0.01)
+
+
+def test_same_seed_gives_the_same_video_and_another_seed_does_not(comfy_server, tiny_checkpoints):
+    from tests.server import read_frames
+
+    name = "videocrafter2_t2v_512"
+    videos = []
+    for seed in (5, 5, 6):
+        graph = api_workflow(name, tiny_checkpoints["vc2_t2v_512"], steps=3, frames=4, seed=seed)
+        result = comfy_server.run(graph)
+        record = [r for r in result.files() if r["filename"].endswith(".mp4")][0]
+        videos.append(torch.from_numpy(read_frames(comfy_server.output_path(record))).float())
+    assert torch.equal(videos[0], videos[1])
+    assert (videos[0] - videos[2]).abs().mean() > 1.0
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m"])
+def test_workflow_with_core_ksampler(comfy_server, tiny_checkpoints, sampler_name):
+    graph = api_workflow("videocrafter2_t2v_512", tiny_checkpoints["vc2_t2v_512"], frames=8)
+    sample = node_of(graph, "SamplerCustomAdvanced")
+    conditioning = node_of(graph, "VideoCrafterVideoConditioning")
+    for kind in ("SamplerCustomAdvanced", "CFGGuider", "VideoCrafterNoise", "VideoCrafterDDIMSampler",
+                 "VideoCrafterDDIMSigmas"):
+        del graph[node_of(graph, kind)]
+    graph[sample] = {"class_type": "KSampler", "inputs": {
+        "model": [node_of(graph, "VideoCrafterCheckpointLoader"), 0], "positive": [conditioning, 0],
+        "negative": [conditioning, 1], "latent_image": [node_of(graph, "VideoCrafterEmptyVideoLatent"), 0],
+        "seed": 1, "steps": 4, "cfg": 12.0, "sampler_name": sampler_name, "scheduler": "normal", "denoise": 1.0}}
+    result = comfy_server.run(graph)
+    assert_video(comfy_server, result, frames=8)
+
+
+def test_vc1_512_checkpoint_without_fps_input_runs(comfy_server, tiny_checkpoints):
+    graph = api_workflow("videocrafter2_t2v_512", tiny_checkpoints["vc1_t2v_512"], steps=2, frames=4)
+    assert_video(comfy_server, comfy_server.run(graph), frames=4)
+
+
+# ----------------------------------------------------------------------------------------- bad input
+def still_serving(server, tiny_checkpoints):
+    graph = api_workflow("videocrafter2_t2v_512", tiny_checkpoints["vc2_t2v_512"], steps=1, frames=2)
+    assert server.run(graph).succeeded
+
+
+@pytest.mark.parametrize("field,value,message", [
+    ("width", 100, "multiple of 8"),
+    ("height", 0, "height"),
+    ("frames", 0, "frames"),
+    ("width", 100000, "width"),
+])
+def test_bad_sizes_are_rejected_before_compute(comfy_server, tiny_checkpoints, field, value, message):
+    graph = api_workflow("videocrafter2_t2v_512", tiny_checkpoints["vc2_t2v_512"])
+    graph[node_of(graph, "VideoCrafterEmptyVideoLatent")]["inputs"][field] = value
+    with pytest.raises(PromptRejected) as rejected:
+        comfy_server.queue(graph)
+    assert message in json.dumps(rejected.value.node_errors)
+    still_serving(comfy_server, tiny_checkpoints)
+
+
+def test_image_model_checkpoint_gives_one_clear_error(comfy_server, tiny_checkpoints):
+    sd15_like = {"model.diffusion_model.input_blocks.0.0.weight": torch.zeros(32, 4, 3, 3),
+                 "model.diffusion_model.input_blocks.1.1.proj_in.weight": torch.zeros(32, 32, 1, 1),
+                 "model.diffusion_model.out.2.weight": torch.zeros(4, 32, 3, 3)}
+    save_file(sd15_like, str(comfy_server.models_dir / "checkpoints" / "sd15_like.safetensors"))
+    graph = api_workflow("videocrafter2_t2v_512", "sd15_like.safetensors")
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.run(graph)
+    error = failed.value.result.error
+    assert "no temporal layers" in error["exception_message"] and "image model" in error["exception_message"]
+    still_serving(comfy_server, tiny_checkpoints)
+
+
+def test_malicious_pickle_checkpoint_is_refused_on_the_server(comfy_server, tiny_checkpoints, tmp_path):
+    from tests.test_checkpoint_io import write_malicious_ckpt
+
+    marker = tmp_path / "pwned_by_server"
+    write_malicious_ckpt(comfy_server.models_dir / "checkpoints" / "evil.ckpt", marker)
+    graph = api_workflow("videocrafter2_t2v_512", "evil.ckpt")
+    with pytest.raises(ExecutionFailed) as failed:
+        comfy_server.run(graph)
+    assert "as weights" in failed.value.result.error["exception_message"]
+    convert = {"1": {"class_type": "VideoCrafterConvertCheckpoint", "inputs": {"ckpt_name": "evil.ckpt", "overwrite": False}}}
+    with pytest.raises(ExecutionFailed):
+        comfy_server.run(convert)
+    assert not marker.exists()
+    leftovers = [p.name for p in (comfy_server.models_dir / "checkpoints").iterdir() if p.name.startswith((".partial", "evil.safe"))]
+    assert leftovers == []
+    still_serving(comfy_server, tiny_checkpoints)
+
+
+def test_convert_node_round_trip_then_load(comfy_server, tiny_checkpoints):
+    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+
+    folder = comfy_server.models_dir / "checkpoints"
+    state = make_tiny_state_dict(tiny_spec("vc2_t2v_512", seed=2))
+    torch.save({"state_dict": state, "global_step": 1}, folder / "released_layout.ckpt")
+    convert = {"1": {"class_type": "VideoCrafterConvertCheckpoint",
+                     "inputs": {"ckpt_name": "released_layout.ckpt", "overwrite": True}}}
+    comfy_server.run(convert)
+    from safetensors.torch import load_file
+
+    converted = load_file(folder / "released_layout.safetensors")
+    assert set(converted) == set(state) and all(torch.equal(converted[k], state[k]) for k in state)
+    graph = api_workflow("videocrafter2_t2v_512", "released_layout.safetensors", steps=2, frames=4)
+    assert_video(comfy_server, comfy_server.run(graph), frames=4)
