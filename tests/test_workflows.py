@@ -2,6 +2,7 @@
 UI graph and its API twin describe the same graph."""
 import importlib.util
 import json
+import sys
 
 import tests.pack
 
@@ -11,6 +12,7 @@ ROOT = tests.pack.PACK_ROOT
 def load_builder():
     spec = importlib.util.spec_from_file_location("build_workflows", ROOT / "scripts" / "build_workflows.py")
     module = importlib.util.module_from_spec(spec)
+    sys.modules[spec.name] = module  # dataclasses look their module up while the class is created
     spec.loader.exec_module(module)
     return module
 
