@@ -3,7 +3,9 @@
 Real weights cannot be downloaded here, so the demo and the tests run on checkpoints this
 factory writes: every key the released monolithic ``model.ckpt`` has (UNet under
 ``model.diffusion_model.``, SD KL-VAE under ``first_stage_model.``, OpenCLIP text tower under
-``cond_stage_model.model.``, the schedule buffers incl. ``scale_arr``), only with small widths.
+``cond_stage_model.model.``, the schedule buffers incl. ``scale_arr``; for I2V also the OpenCLIP
+vision tower + text leftovers under ``embedder.model.`` and the Resampler ``image_proj_model.``),
+only with small widths.
 The loaders therefore take exactly the code path they take for released files.
 
 Weights follow the reference fixtures' randomisation (reference README §1): default init under
@@ -18,8 +20,11 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .checkpoint_layout import TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX, VARIANTS
+from .checkpoint_layout import IMAGE_ENCODER_PREFIX, IMAGE_PROJECTION_PREFIX, TEXT_ENCODER_PREFIX, UNET_PREFIX, \
+    VAE_PREFIX, VARIANTS
+from .clip_vision_layout import VISUAL_PREFIX, openclip_visual_layout
 from .companion_layouts import kl_vae_layout, openclip_text_layout
+from .resampler import Resampler, ResamplerConfig
 from .schedule import VideoCrafterSchedule
 from .unet3d import UNet3DConfig, VideoCrafterUNet
 
@@ -37,6 +42,11 @@ class TinySpec:
     vae_ch: int = 32
     vae_ch_mult: tuple = (1, 1, 2, 2)
     temporal_length: int = 16
+    vision_width: int = 128  # I2V image encoder (released: ViT-H-14, 1280 wide, 32 layers); 2 heads of 64
+    vision_layers: int = 2
+    resampler_depth: int = 2  # released: 4 layers, 16 queries, 12 heads x 64
+    resampler_queries: int = 4
+    resampler_heads: int = 2
     seed: int = 0
 
 
@@ -108,7 +118,27 @@ def make_tiny_state_dict(spec: TinySpec = TinySpec()) -> dict[str, torch.Tensor]
     schedule = VideoCrafterSchedule(use_scale=variant.use_scale, scale_b=variant.scale_b,
                                     fix_scale_bug=variant.fix_scale_bug)
     state.update(schedule.buffers())
+    if variant.is_image_to_video:
+        state.update(_tiny_image_branch(spec, generator))
     return {k: v.float().contiguous() for k, v in state.items()}
+
+
+def _tiny_image_branch(spec: TinySpec, generator: torch.Generator) -> dict[str, torch.Tensor]:
+    """I2V extras: ``embedder.model.*`` (vision tower + unused text leftovers) and ``image_proj_model.*``.
+
+    As the release (ddpm3d.py:660-693): the vision projection ``proj`` maps to the text width, the
+    Resampler reads the vision width (``embedding_dim``) and writes the UNet's context width.
+    """
+    state = _random_from_layout(openclip_visual_layout(spec.vision_width, spec.vision_layers,
+                                                       output_dim=spec.text_width, prefix=VISUAL_PREFIX), generator)
+    state.update(_random_from_layout(openclip_text_layout(spec.text_width, 0, prefix=IMAGE_ENCODER_PREFIX), generator))
+    torch.manual_seed(spec.seed + 1)
+    resampler = Resampler(ResamplerConfig(dim=spec.text_width, depth=spec.resampler_depth, dim_head=64,
+                                          heads=spec.resampler_heads, num_queries=spec.resampler_queries,
+                                          embedding_dim=spec.vision_width, output_dim=spec.text_width))
+    _randomise_module(resampler, generator)
+    state.update({IMAGE_PROJECTION_PREFIX + k: v.detach().clone() for k, v in resampler.state_dict().items()})
+    return state
 
 
 def tiny_spec(variant: str = "vc2_t2v_512", **overrides) -> TinySpec:

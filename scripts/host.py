@@ -50,7 +50,7 @@ TORCH_PINS = ["torch==2.14.1", "torchvision==0.29.1"]
 # needed by audio nodes and would pull another large wheel.
 SKIPPED_REQUIREMENTS = {"torch", "torchvision", "torchaudio"}
 # Imported by ComfyUI but missing from its requirements.txt, plus what our tests use.
-EXTRA_REQUIREMENTS = ["requests", "pytest", "websocket-client", "numpy"]
+EXTRA_REQUIREMENTS = ["requests", "pytest", "websocket-client", "numpy", "scikit-image", "open_clip_torch"]
 STAMP_VERSION = 2  # bump to force a re-install when this recipe changes
 
 
