@@ -7,6 +7,8 @@ Flow (mirrors core ``comfy.sd.load_state_dict_guess_config``, with our own detec
 3. UNet → :class:`~.model.VideoCrafterModel` (strict key check); ``first_stage_model.`` → core
    ``comfy.sd.VAE``; ``cond_stage_model.model.`` → core SD2 OpenCLIP-H text encoder (penultimate
    layer + final LayerNorm, exactly what VideoCrafter's ``FrozenOpenCLIPEmbedder`` returns).
+4. I2V checkpoints also give the Resampler (``image_proj_model.``, kept on the MODEL) and core
+   CLIP_VISION from ``embedder.model.visual.`` (:mod:`.clip_vision`, :mod:`.image_conditioning`).
 """
 from __future__ import annotations
 
@@ -26,7 +28,9 @@ from ..models.checkpoint_layout import (SD_VAE_DDCONFIG, TEXT_ENCODER_PREFIX, UN
                                         openclip_text_config, take_prefix, unwrap_state_dict)
 from ..models.schedule import VideoCrafterSchedule
 from ..models.unet_detect import detect_unet_config
-from .model import VideoCrafterConfig, log_model
+from .clip_vision import build_clip_vision
+from .image_conditioning import load_image_projection, model_config_for
+from .model import log_model
 
 
 @dataclass
@@ -35,6 +39,7 @@ class LoadedCheckpoint:
     clip: comfy.sd.CLIP | None
     vae: comfy.sd.VAE | None
     variant: VariantInfo
+    clip_vision: object | None = None  # core ClipVisionModel for I2V checkpoints, else None
 
 
 def read_state_dict(path: str) -> dict:
@@ -109,7 +114,7 @@ def build_model(state: dict, variant: VariantInfo, schedule: VideoCrafterSchedul
     model_options = model_options or {}
     unet_state = take_prefix(state, UNET_PREFIX)
     unet_config = detect_unet_config(unet_state, prefix="")
-    config = VideoCrafterConfig(unet_config, variant, schedule)
+    config = model_config_for(unet_config, variant, schedule, state)
     parameters = comfy.utils.calculate_parameters(unet_state)
     weight_dtype = comfy.utils.weight_dtype(unet_state)
     load_device = model_management.get_torch_device()
@@ -124,17 +129,19 @@ def build_model(state: dict, variant: VariantInfo, schedule: VideoCrafterSchedul
         raise CheckpointLayoutError(
             f"the UNet weights do not fit the detected {variant.description} architecture: "
             f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}).")
+    load_image_projection(model, state)
     log_model(config)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device,
                                             offload_device=model_management.unet_offload_device())
 
 
-def load_videocrafter_checkpoint(path: str, *, output_clip=True, output_vae=True, embedding_directory=None,
-                                 model_options=None) -> LoadedCheckpoint:
+def load_videocrafter_checkpoint(path: str, *, output_clip=True, output_vae=True, output_clip_vision=True,
+                                 embedding_directory=None, model_options=None) -> LoadedCheckpoint:
     state = read_state_dict(path)
     variant = detect_variant(state)
     schedule = schedule_from_checkpoint(state, variant)
     model = build_model(state, variant, schedule, model_options)
     vae = build_vae(state) if output_vae else None
     clip = build_clip(state, embedding_directory) if output_clip else None
-    return LoadedCheckpoint(model, clip, vae, variant)
+    clip_vision = build_clip_vision(state) if output_clip_vision and variant.is_image_to_video else None
+    return LoadedCheckpoint(model, clip, vae, variant, clip_vision)

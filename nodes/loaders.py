@@ -17,21 +17,26 @@ class VideoCrafterCheckpointLoader(io.ComfyNode):
             display_name="Load VideoCrafter Checkpoint",
             category=f"{CATEGORY}/loaders",
             description="Loads a released VideoCrafter1/2 checkpoint (model.ckpt or a .safetensors of it) as a "
-                        "native MODEL, the OpenCLIP-H text encoder as CLIP, and the SD VAE. The variant "
-                        "(VC2-512, VC1-1024, VC1-512) is detected from the weights, never from the file name.",
+                        "native MODEL, the OpenCLIP-H text encoder as CLIP, and the SD VAE; a VideoCrafter1 I2V "
+                        "checkpoint also gives its OpenCLIP ViT-H image encoder as CLIP_VISION (None otherwise). "
+                        "The variant (VC2-512, VC1-1024, VC1-512, VC1-I2V-512) is detected from the weights, never "
+                        "from the file name.",
             inputs=[io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
                                    tooltip="A VideoCrafter checkpoint in models/checkpoints. .ckpt files are read "
                                            "weights-only (pickled code is refused); .safetensors is preferred.")],
             outputs=[io.Model.Output(tooltip="The 3D UNet as a native ComfyUI MODEL (works with every core sampler)."),
                      io.Clip.Output(tooltip="OpenCLIP ViT-H text encoder (penultimate layer + final norm, as the original)."),
-                     io.Vae.Output(tooltip="The SD KL-VAE; decodes batch-as-frames latents frame by frame.")],
+                     io.Vae.Output(tooltip="The SD KL-VAE; decodes batch-as-frames latents frame by frame."),
+                     io.ClipVision.Output(tooltip="I2V checkpoints only: the OpenCLIP ViT-H/14 image encoder "
+                                                  "(embedder.model.visual.*) as core CLIP_VISION; None for "
+                                                  "text-to-video checkpoints.")],
         )
 
     @classmethod
     def execute(cls, ckpt_name) -> io.NodeOutput:
         path = folder_paths.get_full_path_or_raise("checkpoints", ckpt_name)
         loaded = load_videocrafter_checkpoint(path, embedding_directory=folder_paths.get_folder_paths("embeddings"))
-        return io.NodeOutput(loaded.model, loaded.clip, loaded.vae)
+        return io.NodeOutput(loaded.model, loaded.clip, loaded.vae, loaded.clip_vision)
 
 
 class VideoCrafterConvertCheckpoint(io.ComfyNode):
