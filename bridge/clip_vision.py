@@ -53,6 +53,23 @@ def _clip_vision_from_config(config: dict) -> comfy.clip_vision.ClipVisionModel:
         return comfy.clip_vision.ClipVisionModel(path)
 
 
+def _keep_float32_on_cpu(clip_vision) -> None:
+    """Float32 weights where the encoder computes in float32 anyway (CPU), as the original does.
+
+    Core stores CLIP vision weights in float16 even on the CPU (``text_encoder_dtype``) and casts
+    them up per layer, which only rounds the weights (about 1e-3 on the tokens). Unless the user
+    asked for a text-encoder dtype (``--fp16-text-enc`` ...), the checkpoint's encoder keeps float32
+    there; on a GPU core's choice stands (``--fp32-text-enc`` gives the original's float32).
+    """
+    from comfy.cli_args import args
+
+    explicit = any(getattr(args, flag, False) for flag in
+                   ("fp16_text_enc", "bf16_text_enc", "fp8_e4m3fn_text_enc", "fp8_e5m2_text_enc"))
+    if not explicit and comfy.model_management.is_device_cpu(clip_vision.load_device):
+        clip_vision.model.to(torch.float32)
+        clip_vision.dtype = torch.float32
+
+
 def build_clip_vision(state: dict) -> comfy.clip_vision.ClipVisionModel | None:
     """Core CLIP_VISION from a monolithic I2V checkpoint's ``embedder.model.visual.*``; None if absent.
 
@@ -65,6 +82,7 @@ def build_clip_vision(state: dict) -> comfy.clip_vision.ClipVisionModel | None:
     config = openclip_visual_config(visual, prefix="visual.")
     converted = comfy.clip_vision.convert_to_transformers(dict(visual), "visual.")
     clip_vision = _clip_vision_from_config(config)
+    _keep_float32_on_cpu(clip_vision)
     missing, unexpected = clip_vision.load_sd(converted)
     if missing or unexpected:
         raise CheckpointLayoutError(
