@@ -14,7 +14,6 @@ The scale schedule of VC2/I2V/VC1-1024 (``use_scale``: the training forward proc
 """
 from __future__ import annotations
 
-import dataclasses
 import logging
 
 import comfy.conds
@@ -38,8 +37,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
     ``diffusion_model(x, t, context=..., control=..., transformer_options=..., **extra_conds)``.
     """
 
-    def __init__(self, *, dtype=None, device=None, operations=None, **config_fields):
-        super().__init__(UNet3DConfig(**config_fields), operations=operations, dtype=dtype, device=device)
+    def __init__(self, *, videocrafter_config: UNet3DConfig, dtype=None, device=None, operations=None, **unused):
+        super().__init__(videocrafter_config, operations=operations, dtype=dtype, device=device)
         self.dtype = dtype if dtype is not None else torch.float32
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None,
@@ -133,7 +132,9 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     vae_key_prefix = ["first_stage_model."]
 
     def __init__(self, unet: UNet3DConfig, variant: VariantInfo, schedule: VideoCrafterSchedule):
-        super().__init__(dataclasses.asdict(unet))
+        # The architecture travels as one object: core code that reads SD-style unet_config fields
+        # (e.g. the diffusers LoRA key map, which expects per-level lists) must not misread ours.
+        super().__init__({"videocrafter_config": unet})
         self.unet_config_object = unet
         self.variant = variant
         self.schedule = schedule

@@ -118,3 +118,32 @@ def test_core_samplers_run_on_the_model(comfy, vc2_model, recorded):
         out = comfy.sample.sample(vc2_model, noise, 8, 6.0, name, "karras", [[text, {"fps": 28}]],
                                   [[uncond, {"fps": 28}]], latent, disable_pbar=True, seed=0)
         assert out.shape == latent.shape and torch.isfinite(out).all()
+
+
+def test_lora_patches_apply_and_unpatch(comfy, vc2_model, recorded):
+    """A LoRA in ComfyUI's generic key format patches our UNet through core's loader, and the base is untouched."""
+    import comfy.sample
+    import comfy.sd
+
+    _config, tensors, _weights = recorded
+    target = "diffusion_model.input_blocks.1.1.transformer_blocks.0.attn2.to_k"
+    weight = vc2_model.model.state_dict()[target + ".weight"]
+    generator = torch.Generator().manual_seed(0)
+    lora = {f"{target}.lora_up.weight": torch.randn(weight.shape[0], 4, generator=generator),
+            f"{target}.lora_down.weight": torch.randn(4, weight.shape[1], generator=generator)}
+    patched, _clip = comfy.sd.load_lora_for_models(vc2_model, None, lora, 1.0, 0.0)
+    assert len(patched.patches) == 1 and target + ".weight" in patched.patches
+    text, uncond = tensors["cond/text_emb"][:1], tensors["cond/uncond_emb"][:1]
+    latent = torch.zeros(4, 4, 8, 8)
+
+    def run(model):
+        noise = comfy.sample.prepare_noise(latent, 0)
+        return comfy.sample.sample(model, noise, 3, 6.0, "euler", "normal", [[text, {"fps": 28}]],
+                                   [[uncond, {"fps": 28}]], latent, disable_pbar=True, seed=0)
+
+    base_before = run(vc2_model)
+    with_lora = run(patched)
+    base_after = run(vc2_model)
+    assert not torch.allclose(with_lora, base_before)
+    assert torch.equal(base_before, base_after)
+    assert torch.equal(vc2_model.model.state_dict()[target + ".weight"], weight)
