@@ -28,12 +28,16 @@ class Node:
     inputs: dict = field(default_factory=dict)   # input name -> (node id, output slot, TYPE)
     outputs: list = field(default_factory=list)  # [(name, TYPE)]
     seed_control: str | None = None    # value of the extra "control_after_generate" widget
+    ui_only_widgets: tuple = ()        # trailing widget values the UI stores but the API does not (LoadImage's upload)
+
+
+LOADER_OUTPUTS = [("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE"), ("CLIP_VISION", "CLIP_VISION")]
 
 
 def _t2v_graph(ckpt: str, width: int, height: int, prompt: str, fps: int, prefix: str) -> list[Node]:
     return [
         Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter Checkpoint", (40, 120),
-             [("ckpt_name", ckpt)], outputs=[("MODEL", "MODEL"), ("CLIP", "CLIP"), ("VAE", "VAE")]),
+             [("ckpt_name", ckpt)], outputs=LOADER_OUTPUTS),
         Node(2, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
              {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
         Node(3, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 260),
@@ -65,6 +69,49 @@ def _t2v_graph(ckpt: str, width: int, height: int, prompt: str, fps: int, prefix
     ]
 
 
+def _i2v_graph(ckpt: str, image: str, prompt: str, prefix: str) -> list[Node]:
+    """VideoCrafter1 I2V 512 as scripts/run_image2video.sh: 512x320, 16 frames, fps 8, cfg 12, DDIM 50, eta 1."""
+    return [
+        Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter I2V Checkpoint", (40, 160),
+             [("ckpt_name", ckpt)], outputs=LOADER_OUTPUTS),
+        Node(2, "LoadImage", "Conditioning image", (40, 420), [("image", image)],
+             outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")], ui_only_widgets=("image",)),
+        Node(3, "ImageScale", "Resize to the video size (as the original's loader)", (380, 420),
+             [("upscale_method", "bilinear"), ("width", 512), ("height", 320), ("crop", "disabled")],
+             {"image": (2, 0, "IMAGE")}, [("IMAGE", "IMAGE")]),
+        Node(4, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(5, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 220),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(6, "VideoCrafterImageConditioning", "Image conditioning (fps 8; grey-image uncond)", (820, 160),
+             [("fps", 8), ("image_strength", 1.0)],
+             {"model": (1, 0, "MODEL"), "clip_vision": (1, 3, "CLIP_VISION"), "image": (3, 0, "IMAGE"),
+              "positive": (4, 0, "CONDITIONING"), "negative": (5, 0, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(7, "CFGGuider", "CFG 12 (original default)", (1160, 40), [("cfg", 12.0)],
+             {"model": (1, 0, "MODEL"), "positive": (6, 0, "CONDITIONING"), "negative": (6, 1, "CONDITIONING")},
+             [("GUIDER", "GUIDER")]),
+        Node(8, "VideoCrafterNoise", "Noise (original seed order)", (1160, 200), [("noise_seed", 123)],
+             outputs=[("NOISE", "NOISE")], seed_control="fixed"),
+        Node(9, "VideoCrafterDDIMSampler", "DDIM (eta 1.0)", (1160, 330), [("eta", 1.0)],
+             outputs=[("SAMPLER", "SAMPLER")]),
+        Node(10, "VideoCrafterDDIMSigmas", "DDIM 50 steps", (1160, 440), [("steps", 50), ("denoise", 1.0)],
+             {"model": (1, 0, "MODEL")}, [("SIGMAS", "SIGMAS")]),
+        Node(11, "VideoCrafterEmptyVideoLatent", "Video latent", (1160, 600),
+             [("width", 512), ("height", 320), ("frames", 16)], outputs=[("LATENT", "LATENT")]),
+        Node(12, "SamplerCustomAdvanced", "Sample", (1520, 200), [],
+             {"noise": (8, 0, "NOISE"), "guider": (7, 0, "GUIDER"), "sampler": (9, 0, "SAMPLER"),
+              "sigmas": (10, 0, "SIGMAS"), "latent_image": (11, 0, "LATENT")},
+             [("output", "LATENT"), ("denoised_output", "LATENT")]),
+        Node(13, "VAEDecode", "Decode frames", (1860, 200), [],
+             {"samples": (12, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(14, "CreateVideo", "Frames to video", (2100, 200), [("fps", 10.0)],
+             {"images": (13, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(15, "SaveVideo", "Save video", (2360, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (14, 0, "VIDEO")}),
+    ]
+
+
 GRAPHS = {
     "videocrafter2_t2v_512": _t2v_graph(
         "videocrafter2_t2v_512.safetensors", 512, 320,
@@ -72,6 +119,9 @@ GRAPHS = {
     "videocrafter1_t2v_1024": _t2v_graph(
         "videocrafter1_t2v_1024.safetensors", 1024, 576,
         "An astronaut riding a horse on the beach at sunset, cinematic", 28, "videocrafter/vc1_t2v_1024"),
+    "videocrafter1_i2v_512": _i2v_graph(
+        "videocrafter1_i2v_512.safetensors", "example.png", "horses are walking on the grassland",
+        "videocrafter/vc1_i2v_512"),
 }
 
 
@@ -101,6 +151,7 @@ def to_ui(nodes: list[Node]) -> dict:
         widgets = [value for _name, value in node.widgets]
         if node.seed_control is not None:
             widgets.insert(1, node.seed_control)
+        widgets += list(node.ui_only_widgets)
         ui_nodes.append({
             "id": node.id, "type": node.type, "title": node.title, "pos": list(node.pos), "size": [300, 100],
             "flags": {}, "order": order, "mode": 0,
