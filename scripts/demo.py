@@ -95,8 +95,8 @@ def main(argv=None) -> int:
     parser.add_argument("--output-dir", type=Path, help="also copy the video here")
     args = parser.parse_args(argv)
     if not args.checkpoint:  # the tiny model: small frames, few steps, so CPU runs in seconds
-        args.width, args.height = args.width or 256, args.height or 160
-        args.steps = args.steps or 25
+        args.width, args.height = args.width or 128, args.height or 80
+        args.steps = args.steps or 20
 
     host.install()
     ckpt_name = prepare_checkpoint(args)
