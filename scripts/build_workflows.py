@@ -62,9 +62,9 @@ def _t2v_graph(ckpt: str, width: int, height: int, prompt: str, fps: int, prefix
              [("output", "LATENT"), ("denoised_output", "LATENT")]),
         Node(11, "VAEDecode", "Decode frames", (1860, 200), [],
              {"samples": (10, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
-        Node(12, "CreateVideo", "Frames to video", (2100, 200), [("fps", 10.0)],
+        Node(12, "CreateVideo", "Frames to video", (2200, 200), [("fps", 10.0)],
              {"images": (11, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
-        Node(13, "SaveVideo", "Save video", (2360, 200),
+        Node(13, "SaveVideo", "Save video", (2540, 200),
              [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (12, 0, "VIDEO")}),
     ]
 
@@ -105,9 +105,9 @@ def _i2v_graph(ckpt: str, image: str, prompt: str, prefix: str) -> list[Node]:
              [("output", "LATENT"), ("denoised_output", "LATENT")]),
         Node(13, "VAEDecode", "Decode frames", (1860, 200), [],
              {"samples": (12, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
-        Node(14, "CreateVideo", "Frames to video", (2100, 200), [("fps", 10.0)],
+        Node(14, "CreateVideo", "Frames to video", (2200, 200), [("fps", 10.0)],
              {"images": (13, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
-        Node(15, "SaveVideo", "Save video", (2360, 200),
+        Node(15, "SaveVideo", "Save video", (2540, 200),
              [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (14, 0, "VIDEO")}),
     ]
 

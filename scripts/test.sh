@@ -13,6 +13,7 @@ python3 scripts/host.py install || { echo "scripts/test.sh: host install failed"
 PYTHON="$(python3 -c 'import json, subprocess, sys; print(json.loads(subprocess.check_output([sys.executable, "scripts/host.py", "paths"]))["python"])')" \
     || { echo "scripts/test.sh: cannot locate the host python" >&2; exit 2; }
 
+bash scripts/install_browser_deps.sh  # chromium + playwright-core for the browser tests; cached, never fails
 "$PYTHON" -m pytest -q -ra "$@"
 status=$?
 if [ "$status" -eq 5 ]; then
