@@ -18,12 +18,6 @@ import tests.pack
 from tests.browser import api_view, browser_deps, drive, extension_problems, is_network_noise
 from tests.server import probe_media
 
-# ``browser`` is not in pytest.ini's markers yet and the suite runs with --strict-markers:
-# register it before first use (a duplicate registration is harmless once pytest.ini has it).
-_config = getattr(pytest.mark, "_config", None)
-if _config is not None:
-    _config.addinivalue_line("markers", "browser: drives the real ComfyUI frontend in headless Chromium")
-
 pytestmark = [pytest.mark.browser, pytest.mark.server, pytest.mark.slow]
 
 WORKFLOWS = tests.pack.PACK_ROOT / "workflows"
