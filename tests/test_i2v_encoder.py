@@ -134,3 +134,20 @@ def test_full_vit_h_maps_onto_core_clip_vision_key_for_key(comfy):
     assert set(ours) == set(core), (sorted(set(core) - set(ours))[:5], sorted(set(ours) - set(core))[:5])
     assert ours == core
     assert len(core) == 1 + 3 + 2 + 32 * 16 + 2  # projection; embeddings; pre-LN; 32 layers; post-LN
+
+
+def test_core_loaded_vit_h_is_accepted_and_other_widths_are_not(comfy):
+    """What core's 'Load CLIP Vision' builds for an OpenCLIP ViT-H file passes the pack's checks."""
+    import comfy.clip_vision
+
+    from videocrafter_suite.bridge.clip_vision import CORE_VIT_H_CONFIG, ClipVisionMismatchError, check_clip_vision
+
+    manifest = json.loads(MANIFEST.read_text())["keys"]
+    names = {k[len("embedder.model."):]: None for k in manifest if k.startswith(VISUAL_PREFIX)}
+    converted = comfy.clip_vision.convert_to_transformers(dict(names), "visual.")
+    assert "vision_model.encoder.layers.30.layer_norm1.weight" in converted  # core's rule for the ViT-H json
+    assert "vision_model.encoder.layers.47.layer_norm1.weight" not in converted
+    vit_h = comfy.clip_vision.ClipVisionModel(CORE_VIT_H_CONFIG)  # weights allocated, not initialised
+    check_clip_vision(vit_h, 1280)
+    with pytest.raises(ClipVisionMismatchError, match="1280-wide tokens.*expects 1024"):
+        check_clip_vision(vit_h, 1024)
