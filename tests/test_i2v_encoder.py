@@ -143,7 +143,8 @@ def test_core_loaded_vit_h_is_accepted_and_other_widths_are_not(comfy):
     from videocrafter_suite.bridge.clip_vision import CORE_VIT_H_CONFIG, ClipVisionMismatchError, check_clip_vision
 
     manifest = json.loads(MANIFEST.read_text())["keys"]
-    names = {k[len("embedder.model."):]: None for k in manifest if k.startswith(VISUAL_PREFIX)}
+    names = {k[len("embedder.model."):]: torch.empty(v, device="meta") for k, v in manifest.items()
+             if k.startswith(VISUAL_PREFIX)}
     converted = comfy.clip_vision.convert_to_transformers(dict(names), "visual.")
     assert "vision_model.encoder.layers.30.layer_norm1.weight" in converted  # core's rule for the ViT-H json
     assert "vision_model.encoder.layers.47.layer_norm1.weight" not in converted
