@@ -30,6 +30,7 @@ from ..models.schedule import VideoCrafterSchedule
 from ..models.unet_detect import detect_unet_config
 from .clip_vision import build_clip_vision
 from .image_conditioning import load_image_projection, model_config_for
+from .precision import keep_encoder_float32
 from .model import log_model
 
 
@@ -90,6 +91,8 @@ def build_clip(state: dict, embedding_directory=None) -> comfy.sd.CLIP | None:
     clip_state = comfy.utils.state_dict_prefix_replace(text_state, {TEXT_ENCODER_PREFIX: "clip_h."}, filter_keys=True)
     clip_state = comfy.utils.clip_text_transformers_convert(clip_state, "clip_h.", "clip_h.transformer.")
     options = {"clip_h_model_config": config}
+    if keep_encoder_float32():
+        options["dtype"] = torch.float32  # the original's float32 encoder (see bridge/precision.py)
     clip = comfy.sd.CLIP(_clip_target(), embedding_directory=embedding_directory, tokenizer_data=clip_state,
                          parameters=comfy.utils.calculate_parameters(clip_state), model_options=options)
     missing, unexpected = clip.load_sd(clip_state, full_model=True)

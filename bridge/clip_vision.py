@@ -27,6 +27,7 @@ import torch
 from ..models.checkpoint_layout import CheckpointLayoutError
 from ..models.clip_vision_layout import has_openclip_visual, openclip_visual_config, split_image_encoder
 from ..models.image_preprocess import CLIP_INPUT_SIZE
+from .precision import keep_encoder_float32
 
 CORE_VIT_H_CONFIG = os.path.join(os.path.dirname(os.path.realpath(comfy.clip_vision.__file__)),
                                  "clip_vision_config_h.json")
@@ -54,18 +55,8 @@ def _clip_vision_from_config(config: dict) -> comfy.clip_vision.ClipVisionModel:
 
 
 def _keep_float32_on_cpu(clip_vision) -> None:
-    """Float32 weights where the encoder computes in float32 anyway (CPU), as the original does.
-
-    Core stores CLIP vision weights in float16 even on the CPU (``text_encoder_dtype``) and casts
-    them up per layer, which only rounds the weights (about 1e-3 on the tokens). Unless the user
-    asked for a text-encoder dtype (``--fp16-text-enc`` ...), the checkpoint's encoder keeps float32
-    there; on a GPU core's choice stands (``--fp32-text-enc`` gives the original's float32).
-    """
-    from comfy.cli_args import args
-
-    explicit = any(getattr(args, flag, False) for flag in
-                   ("fp16_text_enc", "bf16_text_enc", "fp8_e4m3fn_text_enc", "fp8_e5m2_text_enc"))
-    if not explicit and comfy.model_management.is_device_cpu(clip_vision.load_device):
+    """Float32 image-encoder weights on the CPU, as the original (see :mod:`.precision`)."""
+    if keep_encoder_float32(clip_vision.load_device):
         clip_vision.model.to(torch.float32)
         clip_vision.dtype = torch.float32
 
