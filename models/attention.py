@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import Iterator
+from dataclasses import dataclass
 
 import torch
 import torch.nn.functional as F
@@ -90,6 +91,25 @@ def scaled_attention(q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, scale: f
     return torch.matmul(sim.softmax(dim=-1), v)
 
 
+@dataclass(frozen=True)
+class StyleInputs:
+    """What StyleCrafter's dual cross-attention layers read (reference README §4.4).
+
+    * ``context``: style tokens per frame ``[(b t), n, context_dim]`` (the adapter's ``append_to_context``).
+    * ``scales``: per-layer factors per frame ``[(b t), n_layers]`` or ``[(b t), n_layers, 1]`` (the
+      ScaleEncoder's ``scale_scalar``); None means factor 1 everywhere (``scale_scalar=None``).
+    * ``weight``: the global style weight (``--style_weight``, the processor's ``self.scale``).
+    * ``scaled_logits``: True = ``softmax(q k_style^T · d^-0.5)`` as the original's xformers path
+      (what the released results used); False = ``softmax(q k_style^T)`` as its pure-PyTorch path
+      (SC attention.py:772 omits the scale). Only style outputs differ.
+    """
+
+    context: torch.Tensor
+    scales: torch.Tensor | None = None
+    weight: float = 1.0
+    scaled_logits: bool = True
+
+
 class RelativePosition(nn.Module):
     """Clamped relative-position table ``[2L+1, dim_head]``, shared across heads.
 
@@ -127,6 +147,12 @@ class CrossAttention(nn.Module):
     * ``img_cross_attention`` (I2V, SpatialTransformer attn2 only): image tokens go through
       ``to_k_ip/to_v_ip`` with the same ``q`` and their own softmax; the result is added as
       ``out_text + image_scale * out_img`` before ``to_out`` (attention.py:59-64, 82-87, 116-124).
+    * ``processor`` (StyleCrafter, set by a model patch on the SpatialTransformer attn2 layers: a
+      ``models.style_adapter.StyleKV``; None otherwise, so the base keys are unchanged): style tokens
+      go through ``to_k_style/to_v_style`` with the same ``q``; the result is
+      ``out + (1 + s[layer_idx]) · weight · norm_style(attn(q, k_style, v_style))`` before ``to_out``
+      (``DualCrossAttnProcessorAS``, SC attention.py:731-788). The attribute name gives the
+      original's alias keys ``...attn2.processor.to_k_style.weight``.
     """
 
     def __init__(self, query_dim: int, context_dim: int | None = None, heads: int = 8,
@@ -150,6 +176,7 @@ class CrossAttention(nn.Module):
         if img_cross_attention:
             self.to_k_ip = operations.Linear(context_dim, inner_dim, bias=False, **factory)
             self.to_v_ip = operations.Linear(context_dim, inner_dim, bias=False, **factory)
+        self.processor = None  # StyleCrafter StyleKV, attached by a model patch
         self.relative_position = relative_position
         if relative_position:
             if temporal_length is None:
@@ -159,10 +186,11 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, image_context: torch.Tensor | None = None,
-                image_scale: float | None = None) -> torch.Tensor:
+                image_scale: float | None = None, style: StyleInputs | None = None) -> torch.Tensor:
         """``x`` [b, n, query_dim]; ``context`` [b, m, context_dim] or None (self-attention);
         ``mask`` boolean [n, m] (True = attend); ``image_context`` [b, k, context_dim] (only
-        used when the layer has ``to_k_ip``)."""
+        used when the layer has ``to_k_ip``); ``style`` (only used when the layer has a style
+        ``processor``)."""
         h = self.heads
         q = _split_heads(self.to_q(x), h)
         source = x if context is None else context
@@ -179,7 +207,22 @@ class CrossAttention(nn.Module):
             out_ip = _merge_heads(scaled_attention(q, k_ip, v_ip, self.scale))
             weight = self.image_cross_attention_scale if image_scale is None else image_scale
             out = out + weight * out_ip
+        if style is not None and self.processor is not None:
+            out = out + self._style_attention(q, style, out.dtype)
         return self.to_out(out)
+
+    def _style_attention(self, q: torch.Tensor, style: StyleInputs, dtype) -> torch.Tensor:
+        """``(1 + s[layer_idx]) · norm_style(attn(q, k_style, v_style)) · weight`` (SC attention.py:770-788)."""
+        processor, h = self.processor, self.heads
+        context = style.context.to(dtype)
+        k_style = _split_heads(processor.to_k_style(context), h)
+        v_style = _split_heads(processor.to_v_style(context), h)
+        out_style = _merge_heads(scaled_attention(q, k_style, v_style, self.scale if style.scaled_logits else 1.0))
+        out_style = processor.norm_style(out_style)
+        if style.scales is None:
+            return 1.0 * out_style * style.weight
+        factor = 1 + style.scales[:, processor.layer_idx].reshape(-1, 1, 1).to(dtype)
+        return factor * out_style * style.weight
 
     def _relative_attention(self, q, k, v, mask):
         """Explicit softmax path: the ``softmax · relv`` term needs the probabilities."""
@@ -246,10 +289,10 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = operations.LayerNorm(dim, dtype=dtype, device=device)
         self.norm3 = operations.LayerNorm(dim, dtype=dtype, device=device)
 
-    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None):
+    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None, style=None):
         x = self.attn1(self.norm1(x), mask=mask) + x
         x = self.attn2(self.norm2(x), context, mask=mask, image_context=image_context,
-                       image_scale=image_scale) + x
+                       image_scale=image_scale, style=style) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -286,7 +329,7 @@ class SpatialTransformer(nn.Module):
         else:
             self.proj_out = operations.Conv2d(inner, in_channels, kernel_size=1, **factory)
 
-    def forward(self, x, context=None, image_context=None, image_scale=None):
+    def forward(self, x, context=None, image_context=None, image_scale=None, style=None):
         b, c, h, w = x.shape
         x_in = x
         x = self.norm(x)
@@ -296,7 +339,7 @@ class SpatialTransformer(nn.Module):
         if self.use_linear:
             x = self.proj_in(x)
         for block in self.transformer_blocks:
-            x = block(x, context, image_context=image_context, image_scale=image_scale)
+            x = block(x, context, image_context=image_context, image_scale=image_scale, style=style)
         if self.use_linear:
             x = self.proj_out(x)
         x = x.transpose(1, 2).reshape(b, -1, h, w).contiguous()

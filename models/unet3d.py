@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, TemporalTransformer
+from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, StyleInputs, TemporalTransformer
 from .resblocks import (Downsample, ResBlock, TimestepBlock, Upsample, float32_group_norm,
                         timestep_embedding)
 
@@ -112,12 +112,12 @@ class TimestepEmbedSequential(nn.Sequential):
     """
 
     def forward(self, x, emb, context=None, num_frames=None, image_context=None,
-                image_scale=None, temporal_enabled=True):
+                image_scale=None, temporal_enabled=True, style=None):
         for layer in self:
             if isinstance(layer, TimestepBlock):
                 x = layer(x, emb, num_frames, temporal_enabled)
             elif isinstance(layer, SpatialTransformer):
-                x = layer(x, context, image_context=image_context, image_scale=image_scale)
+                x = layer(x, context, image_context=image_context, image_scale=image_scale, style=style)
             elif isinstance(layer, TemporalTransformer):
                 if temporal_enabled:
                     n, c, h, w = x.shape
@@ -229,6 +229,8 @@ class VideoCrafterUNet(nn.Module):
     def forward(self, x: torch.Tensor, timesteps, context: torch.Tensor | None = None, fps=None, *,
                 num_frames: int | None = None, image_context: torch.Tensor | None = None,
                 image_scale: float | None = None, temporal_enabled: bool = True,
+                style_context: torch.Tensor | None = None, style_scales: torch.Tensor | None = None,
+                style_weight: float = 1.0, style_scaled_logits: bool = True,
                 **unused) -> torch.Tensor:
         """Predict noise.
 
@@ -245,7 +247,17 @@ class VideoCrafterUNet(nn.Module):
             image_context: I2V image tokens ``[B or B·T, N, context_dim]`` (Resampler output).
             image_scale: weight of the image cross-attention, overrides the config's.
             temporal_enabled: False skips every temporal layer (temporal transformers,
-                ``init_attn``, ResBlock temporal convs), making frames independent.
+                ``init_attn``, ResBlock temporal convs), making frames independent. With one frame
+                this is StyleCrafter's image mode (``UNet2DModel``, SC openaimodel3d.py:592-641).
+            style_context: StyleCrafter style tokens ``[B or B·T, n, context_dim]`` (the adapter's
+                ``append_to_context``; the original concatenates them after the 77 text tokens and
+                splits them off again in attn2, SC openaimodel3d.py:541-548). Only layers with a
+                style ``processor`` (patched in) read them; None = no style (the style uncond).
+            style_scales: per-layer factors ``[B or B·T, n_layers(, 1)]`` (``scale_scalar``); None
+                means factor 1 in every layer.
+            style_weight: global style weight (``--style_weight``; 1.0 upstream).
+            style_scaled_logits: True (default) scales the style logits by ``d^-0.5`` like the
+                original's xformers path; False omits it like its pure-PyTorch path (README §4.4).
 
         Returns ``[B, C', T, H, W]`` in 5-D mode, else ``[(B·T), C', H, W]``.
         """
@@ -279,9 +291,14 @@ class VideoCrafterUNet(nn.Module):
             context = _per_frame(context, b, t, "context")
         if image_context is not None:
             image_context = _per_frame(image_context.to(dtype), b, t, "image_context")
+        style = None
+        if style_context is not None:
+            scales = None if style_scales is None else _per_frame(style_scales.to(dtype), b, t, "style_scales")
+            style = StyleInputs(_per_frame(style_context.to(dtype), b, t, "style_context"), scales,
+                                float(style_weight), bool(style_scaled_logits))
 
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
-                      image_scale=image_scale, temporal_enabled=temporal_enabled)
+                      image_scale=image_scale, temporal_enabled=temporal_enabled, style=style)
         skips = []
         for index, block in enumerate(self.input_blocks):
             h = block(h, emb, **kwargs)

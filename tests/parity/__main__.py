@@ -5,6 +5,7 @@ Each PATH is a directory (searched recursively) or a single JSON file. Every ``*
 ``yaml_config_parsed``) is dispatched on its *content* to the first checker whose
 ``matches(config)`` is true:
 
+* ``tests/parity/stylecrafter_fixtures.py`` — StyleCrafter fixtures (``unet_kwargs`` + ``adapter_config``);
 * ``tests/parity/unet_fixtures.py`` — UNet fixtures (``unet_kwargs``);
 * ``tests/parity/sampler_fixtures.py`` — DDIM sampler fixtures (imported lazily; an ImportError
   means "not supported yet");
@@ -25,7 +26,7 @@ from pathlib import Path
 
 import tests.pack  # noqa: F401  (first: registers the repo as ``videocrafter_suite``)
 
-CHECKERS = ("tests.parity.unet_fixtures", "tests.parity.sampler_fixtures", "tests.parity.manifests")
+CHECKERS = ("tests.parity.stylecrafter_fixtures", "tests.parity.unet_fixtures", "tests.parity.sampler_fixtures", "tests.parity.manifests")
 
 
 def _load_checkers() -> tuple[list, dict[str, str]]:
@@ -69,8 +70,8 @@ def _display_name(path: Path) -> str:
 
 
 def _skip_reason(config: dict, unavailable: dict[str, str]) -> str:
-    if config.get("adapter_config") is not None:
-        return "StyleCrafter style adapter (adapter_config) is not implemented yet"
+    if config.get("adapter_config") is not None and "tests.parity.stylecrafter_fixtures" in unavailable:
+        return f"StyleCrafter checker not available ({unavailable['tests.parity.stylecrafter_fixtures']})"
     if "latent_diffusion_config_resolved" in config and "tests.parity.sampler_fixtures" in unavailable:
         return f"sampler checker not available yet ({unavailable['tests.parity.sampler_fixtures']})"
     return f"no checker handles this config (top-level keys: {sorted(config)[:8]})"

@@ -4,8 +4,13 @@ For each manifest: run ``detect_unet_config`` on the ``model.diffusion_model.*``
 build the UNet on the meta device (no memory) and compare its state-dict keys and shapes with the
 manifest exactly. The detected config is also compared with the manifest's YAML
 ``unet_config.params``. I2V manifests also check ``image_proj_model.*`` (Resampler).
-StyleCrafter manifests: the base UNet is checked without the ``.attn2.processor.`` alias keys;
-the style adapter (``adapter.*``) is noted as not checked yet.
+StyleCrafter manifests: the base UNet is checked without the ``.attn2.processor.`` alias keys; then
+the style adapter is built on meta from the sizes read off the adapter checkpoint layout and attached
+to the UNet as the ComfyUI patch does (``models.style_adapter``): the patched UNet's keys must equal
+the manifest's ``model.diffusion_model.*`` *with* the aliases, the adapter's keys the manifest's
+``adapter.*`` and its adapter-checkpoint layout, the dual-attention layer order the manifest's
+processor list, and the temporal checkpoint layout (17 nested TemporalTransformer state dicts) must
+load strictly into the UNet.
 """
 from __future__ import annotations
 
@@ -15,6 +20,9 @@ from pathlib import Path
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison
 from videocrafter_suite.models.resampler import Resampler, detect_resampler_config
+from videocrafter_suite.models.style_adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
+from videocrafter_suite.models.stylecrafter_layout import (check_temporal_state, dual_attention_paths,
+                                                           flatten_temporal_state, processor_name)
 from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
 from videocrafter_suite.models.unet_detect import UNET_PREFIX, config_differences, detect_unet_config
 
@@ -74,6 +82,8 @@ def check(path: Path) -> list[Comparison]:
                                    if n_alias else "")
     results.append(_result(name, "unet keys/shapes (meta build)", compare_keys(unet_keys, built), note))
 
+    results += _check_style(name, manifest, model)
+
     resampler_keys = _sub(keys, RESAMPLER_PREFIX)
     if resampler_keys:
         resampler = Resampler(detect_resampler_config(resampler_keys, prefix=""), device="meta")
@@ -83,12 +93,45 @@ def check(path: Path) -> list[Comparison]:
     return results
 
 
-def not_checked(path: Path) -> list[str]:
-    """Key groups of a manifest this checker leaves alone (printed as SKIP notes by the runner)."""
-    manifest = json.loads(Path(path).read_text())
-    prefixes = sorted({k.split(".")[0] + "." for k in manifest["keys"] if k.startswith("adapter.")})
-    notes = []
-    if prefixes:
-        n = sum(1 for k in manifest["keys"] if k.startswith("adapter."))
-        notes.append(f"StyleCrafter style adapter ({n} adapter.* keys) not checked: the adapter is a later issue")
-    return notes
+def _layout(manifest: dict, title: str) -> dict | None:
+    return next((v for k, v in manifest.items() if k.startswith(title)), None)
+
+
+def _check_style(name: str, manifest: dict, unet: VideoCrafterUNet) -> list[Comparison]:
+    """StyleCrafter: adapter layout, the patched UNet's keys (with aliases), processor order, temporal layout."""
+    keys = manifest["keys"]
+    adapter_layout = _layout(manifest, "adapter_checkpoint_layout")
+    if adapter_layout is None:
+        adapter_layout = _sub(keys, "adapter.")  # the image manifest has the same adapter, only inside keys
+    if not adapter_layout:
+        return []
+    results = []
+    unet_shapes = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    adapter = StyleAdapter(StyleAdapterConfig.from_state(adapter_layout), unet_shapes, device="meta")
+    built = {k: tuple(v.shape) for k, v in adapter.state_dict().items()}
+    results.append(_result(name, "adapter checkpoint layout (meta build)",
+                           compare_keys({k: tuple(v) for k, v in adapter_layout.items()}, built), f"{len(built)} keys"))
+    results.append(_result(name, "adapter.* keys/shapes (meta build)", compare_keys(_sub(keys, "adapter."), built),
+                           f"{len(built)} keys"))
+    attach_style_layers(unet, adapter)
+    patched = {k: tuple(v.shape) for k, v in unet.state_dict().items()}
+    n_alias = sum(1 for k in patched if PROCESSOR_ALIAS in k)
+    results.append(_result(name, "patched unet keys/shapes incl. .attn2.processor. aliases",
+                           compare_keys(_sub(keys, UNET_PREFIX), patched), f"{len(patched)} keys, {n_alias} aliases"))
+    processors = _layout(manifest, "dual_attn_processors")
+    if processors is not None:
+        ours = [processor_name(p) for p in dual_attention_paths(unet_shapes)]
+        order = sorted(processors, key=lambda k: processors[k]["layer_idx"])
+        problems = [] if ours == order else [f"layer order {ours[:3]}... != {order[:3]}..."]
+        for proc in order:
+            key = "kv_attn_layers." + proc.replace(".", "_") + ".to_k_style.weight"
+            if tuple(built.get(key, ())) != tuple(processors[proc]["to_k_style"]):
+                problems.append(f"{key}: {built.get(key)} != {processors[proc]['to_k_style']}")
+        results.append(_result(name, "dual cross-attention layers (layer_idx order)", problems, f"{len(ours)} layers"))
+    temporal = _layout(manifest, "temporal_checkpoint_layout")
+    if temporal is not None:
+        flat = flatten_temporal_state({p: {k: tuple(v) for k, v in sd.items()} for p, sd in temporal.items()})
+        results.append(_result(name, "temporal checkpoint layout loads strictly into the unet",
+                               check_temporal_state(flat, unet_shapes),
+                               f"{len(temporal)} TemporalTransformers, {len(flat)} tensors"))
+    return results
