@@ -43,7 +43,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
 
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None,
                 num_video_frames=None, fps=None, image_context=None, image_scale=None,
-                temporal_enabled=True, **unused):
+                temporal_enabled=True, style_context=None, style_scales=None, style_weight=1.0,
+                style_scaled_logits=True, **unused):
         frames = int(num_video_frames) if num_video_frames is not None else x.shape[0]
         if x.shape[0] % frames:
             raise ValueError(f"latent batch {x.shape[0]} is not a whole number of {frames}-frame videos")
@@ -51,7 +52,9 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
             temporal_enabled = False
         return super().forward(x, timesteps, context=context, fps=DEFAULT_FPS if fps is None else fps,
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
-                               temporal_enabled=temporal_enabled)
+                               temporal_enabled=temporal_enabled, style_context=style_context,
+                               style_scales=style_scales, style_weight=style_weight,
+                               style_scaled_logits=style_scaled_logits)
 
 
 class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
@@ -117,6 +120,16 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
         image_context = kwargs.get("videocrafter_image_context", None)
         if image_context is not None:
             out["image_context"] = comfy.conds.CONDRegular(image_context)
+        # StyleCrafter (bridge/style.py): style tokens, per-layer factors, weight, logit-scale variant.
+        style_context = kwargs.get("videocrafter_style_context", None)
+        if style_context is not None:
+            out["style_context"] = comfy.conds.CONDRegular(style_context)
+            scales = kwargs.get("videocrafter_style_scales", None)
+            if scales is not None:
+                out["style_scales"] = comfy.conds.CONDRegular(scales)
+            out["style_weight"] = comfy.conds.CONDConstant(float(kwargs.get("videocrafter_style_weight", 1.0)))
+            out["style_scaled_logits"] = comfy.conds.CONDConstant(
+                bool(kwargs.get("videocrafter_style_scaled_logits", True)))
         return out
 
 

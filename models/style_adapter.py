@@ -28,8 +28,38 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+import torch.nn.functional as F
+
 from .stylecrafter_layout import (RELEASED_SCALE_HEADS, RELEASED_STYLE_HEADS, adapter_dimensions,
                                   dual_attention_paths, kv_module_name)
+
+
+#: StyleCrafter loads each style reference with torchvision ``Resize(512)`` + ``CenterCrop(512)``
+#: (style_inference.py:70-75) before the CLIP embedder's own 224 px resize.
+STYLE_IMAGE_SIZE = 512
+
+
+def style_reference_crop(images: torch.Tensor, size: int = STYLE_IMAGE_SIZE) -> torch.Tensor:
+    """``[B, 3, H, W]`` in [0, 1] → ``[B, 3, size, size]`` in [-1, 1], as the original's style loader.
+
+    torchvision ``Resize(size)`` on a PIL image: the shorter side becomes ``size``, the longer
+    ``int(size · long / short)``, bilinear with PIL's antialiasing (``antialias=True`` is torch's
+    equivalent), rounded back to 8 bit as PIL stores it; ``CenterCrop(size)`` with
+    ``round((H − size) / 2)`` offsets; ``ToTensor`` then ``x·2 − 1`` (style_inference.py:70-75).
+    """
+    if images.ndim != 4 or images.shape[1] != 3:
+        raise ValueError(f"expected RGB images [B, 3, H, W], got shape {tuple(images.shape)}")
+    h, w = images.shape[-2:]
+    if h <= w:
+        new_h, new_w = size, int(size * w / h)
+    else:
+        new_h, new_w = int(size * h / w), size
+    x = images.float()
+    if (new_h, new_w) != (h, w):
+        x = F.interpolate(x, size=(new_h, new_w), mode="bilinear", align_corners=False, antialias=True)
+        x = (x.clamp(0, 1) * 255).round() / 255
+    top, left = int(round((new_h - size) / 2.0)), int(round((new_w - size) / 2.0))
+    return x[..., top:top + size, left:left + size] * 2.0 - 1.0
 
 
 class ResidualAttentionBlock(nn.Module):
