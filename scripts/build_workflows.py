@@ -112,6 +112,84 @@ def _i2v_graph(ckpt: str, image: str, prompt: str, prefix: str) -> list[Node]:
     ]
 
 
+def _style_graph(base: str, prompt: str, prefix: str, *, image_mode: bool, multi_reference: bool) -> list[Node]:
+    """StyleCrafter as scripts/run_infer_video.sh / run_infer_image.sh: the VC1-512 base patched with
+    adapter_v1.pth (+ temporal_v1_1.pth for video); video 512x320x16, λ_t 15, λ_s 7.5; image 512x512,
+    plain CFG 6 (the image script's DDIMSampler); DDIM 50, eta 1, seed 123."""
+    nodes = [
+        Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter1 T2V 512 (StyleCrafter's base)", (40, 120),
+             [("ckpt_name", base)], outputs=LOADER_OUTPUTS),
+        Node(2, "StyleCrafterLoader", "Load StyleCrafter " + ("(image mode)" if image_mode else "adapter + temporal"),
+             (420, 420), [("adapter_name", "adapter_v1.pth"),
+                          ("temporal_name", "none" if image_mode else "temporal_v1_1.pth"),
+                          ("mode", "image" if image_mode else "video")],
+             {"model": (1, 0, "MODEL")}, [("MODEL", "MODEL")]),
+        Node(3, "CLIPVisionLoader", "OpenCLIP ViT-H/14 (style encoder)", (40, 560),
+             [("clip_name", "CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors")], outputs=[("CLIP_VISION", "CLIP_VISION")]),
+        Node(4, "LoadImage", "Style reference", (40, 720), [("image", "style.png")],
+             outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")], ui_only_widgets=("image",)),
+        Node(5, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(6, "CLIPTextEncode", "Empty prompt (no text, no style: the original's uncond)", (420, 240),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+    ]
+    style_inputs = {"model": (2, 0, "MODEL"), "clip_vision": (3, 0, "CLIP_VISION"), "style_images": (4, 0, "IMAGE"),
+                    "positive": (5, 0, "CONDITIONING")}
+    if multi_reference:
+        nodes.append(Node(16, "LoadImage", "Second style reference", (40, 1020), [("image", "style_2.png")],
+                          outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")], ui_only_widgets=("image",)))
+        style_inputs["more_style_images"] = (16, 0, "IMAGE")
+    nodes.append(Node(7, "StyleCrafterStyleConditioning", "Style tokens + per-layer scales", (820, 160),
+                      [("style_weight", 1.0), ("style_attention", "scaled (xformers path, released results)")],
+                      style_inputs, [("positive", "CONDITIONING")]))
+    size = (512, 512, 1) if image_mode else (512, 320, 16)
+    latent = Node(11, "VideoCrafterEmptyVideoLatent", "Image latent (1 frame)" if image_mode else "Video latent",
+                  (1160, 600), [("width", size[0]), ("height", size[1]), ("frames", size[2])],
+                  outputs=[("LATENT", "LATENT")])
+    if multi_reference:
+        nodes += [latent, Node(12, "StyleCrafterSampler", "StyleCrafter sampler (λ_t 15, λ_s 7.5, DDIM 50)", (1200, 160),
+                               [("seed", 123), ("steps", 50), ("eta", 1.0), ("text_scale", 15.0),
+                                ("condition_scale", 7.5), ("temporal_scale", 0.0)],
+                               {"model": (2, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"),
+                                "negative": (6, 0, "CONDITIONING"), "latent_image": (11, 0, "LATENT")},
+                               [("LATENT", "LATENT")], seed_control="fixed")]
+    else:
+        guider = (Node(8, "CFGGuider", "CFG 6 (the original image script)", (1160, 40), [("cfg", 6.0)],
+                       {"model": (2, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"),
+                        "negative": (6, 0, "CONDITIONING")}, [("GUIDER", "GUIDER")]) if image_mode else
+                  Node(8, "VideoCrafterMultiConditionGuider", "StyleCrafter guidance (λ_t 15, λ_s 7.5)", (1160, 40),
+                       [("text_scale", 15.0), ("condition_scale", 7.5), ("temporal_scale", 0.0)],
+                       {"model": (2, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"),
+                        "negative": (6, 0, "CONDITIONING")}, [("GUIDER", "GUIDER")]))
+        nodes += [
+            guider,
+            Node(9, "VideoCrafterNoise", "Noise (original seed order)", (1160, 200), [("noise_seed", 123)],
+                 outputs=[("NOISE", "NOISE")], seed_control="fixed"),
+            Node(10, "VideoCrafterDDIMSampler", "DDIM (eta 1.0)", (1160, 330), [("eta", 1.0)],
+                 outputs=[("SAMPLER", "SAMPLER")]),
+            Node(17, "VideoCrafterDDIMSigmas", "DDIM 50 steps", (1160, 440), [("steps", 50), ("denoise", 1.0)],
+                 {"model": (2, 0, "MODEL")}, [("SIGMAS", "SIGMAS")]),
+            latent,
+            Node(12, "SamplerCustomAdvanced", "Sample", (1520, 200), [],
+                 {"noise": (9, 0, "NOISE"), "guider": (8, 0, "GUIDER"), "sampler": (10, 0, "SAMPLER"),
+                  "sigmas": (17, 0, "SIGMAS"), "latent_image": (11, 0, "LATENT")},
+                 [("output", "LATENT"), ("denoised_output", "LATENT")]),
+        ]
+    nodes.append(Node(13, "VAEDecode", "Decode frames", (1860, 200), [],
+                      {"samples": (12, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]))
+    if image_mode:
+        nodes.append(Node(14, "SaveImage", "Save image", (2200, 200), [("filename_prefix", prefix)],
+                          {"images": (13, 0, "IMAGE")}))
+    else:
+        nodes += [Node(14, "CreateVideo", "Frames to video (10 fps, as the original)", (2200, 200), [("fps", 10.0)],
+                       {"images": (13, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+                  Node(15, "SaveVideo", "Save video", (2540, 200),
+                       [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (14, 0, "VIDEO")})]
+    return nodes
+
+
+STYLE_BASE = "videocrafter1_t2v_512.safetensors"
+
 GRAPHS = {
     "videocrafter2_t2v_512": _t2v_graph(
         "videocrafter2_t2v_512.safetensors", 512, 320,
@@ -122,6 +200,13 @@ GRAPHS = {
     "videocrafter1_i2v_512": _i2v_graph(
         "videocrafter1_i2v_512.safetensors", "example.png", "horses are walking on the grassland",
         "videocrafter/vc1_i2v_512"),
+    "stylecrafter_style_video": _style_graph(STYLE_BASE, "A bear walking through a snowy forest",
+                                             "videocrafter/stylecrafter_video", image_mode=False, multi_reference=False),
+    "stylecrafter_style_image": _style_graph(STYLE_BASE, "A lighthouse on a cliff above the sea",
+                                             "videocrafter/stylecrafter_image", image_mode=True, multi_reference=False),
+    "stylecrafter_multi_reference_video": _style_graph(STYLE_BASE, "A sailboat drifting on a calm lake",
+                                                       "videocrafter/stylecrafter_multi_ref", image_mode=False,
+                                                       multi_reference=True),
 }
 
 
