@@ -73,8 +73,9 @@ class VideoCrafterTemporalGuider(io.ComfyNode):
                         "+ ω_t·(e_video(positive) − e_frames(positive)), where e_frames runs with every temporal layer "
                         "off. Works with every VideoCrafter model.",
             inputs=[io.Model.Input("model", tooltip="A VideoCrafter MODEL."),
-                    io.Conditioning.Input("positive"),
-                    io.Conditioning.Input("negative"),
+                    io.Conditioning.Input("positive", tooltip="The prompt (and any image/style) conditioning."),
+                    io.Conditioning.Input("negative", tooltip="The unconditional branch (VideoCrafter: the EMPTY "
+                                                               "prompt, not zeros)."),
                     io.Float.Input("cfg", default=12.0, min=0.0, max=100.0, step=0.1, round=0.01,
                                    tooltip="Classifier-free guidance scale (VideoCrafter scripts: 12)."),
                     io.Float.Input("temporal_scale", default=0.0, min=-10.0, max=10.0, step=0.05, round=0.01,
@@ -94,7 +95,7 @@ class StyleCrafterSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleCrafterSampler",
+            node_id="VideoCrafterStyleCrafterSampler",
             display_name="StyleCrafter Sampler (original DDIM)",
             category=f"{CATEGORY}/sampling",
             description="One node for the original style_guided_synthesis: multi-condition guider + the original "

@@ -21,7 +21,7 @@ class StyleCrafterLoader(io.ComfyNode):
     def define_schema(cls):
         files = folder_paths.get_filename_list(FOLDER)
         return io.Schema(
-            node_id="StyleCrafterLoader",
+            node_id="VideoCrafterStyleCrafterLoader",
             display_name="Load StyleCrafter Adapter",
             category=f"{CATEGORY}/loaders",
             description="Patches a VideoCrafter1 T2V 512 MODEL with StyleCrafter: the style adapter (adapter_v1.pth: "
@@ -56,7 +56,7 @@ class StyleCrafterStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
         return io.Schema(
-            node_id="StyleCrafterStyleConditioning",
+            node_id="VideoCrafterStyleConditioning",
             display_name="StyleCrafter Style Conditioning",
             category=f"{CATEGORY}/conditioning",
             description="Encodes 1..N style reference images as StyleCrafter does (512 center crop, OpenCLIP ViT-H "

@@ -119,7 +119,7 @@ def _style_graph(base: str, prompt: str, prefix: str, *, image_mode: bool, multi
     nodes = [
         Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter1 T2V 512 (StyleCrafter's base)", (40, 120),
              [("ckpt_name", base)], outputs=LOADER_OUTPUTS),
-        Node(2, "StyleCrafterLoader", "Load StyleCrafter " + ("(image mode)" if image_mode else "adapter + temporal"),
+        Node(2, "VideoCrafterStyleCrafterLoader", "Load StyleCrafter " + ("(image mode)" if image_mode else "adapter + temporal"),
              (420, 420), [("adapter_name", "adapter_v1.pth"),
                           ("temporal_name", "none" if image_mode else "temporal_v1_1.pth"),
                           ("mode", "image" if image_mode else "video")],
@@ -139,7 +139,7 @@ def _style_graph(base: str, prompt: str, prefix: str, *, image_mode: bool, multi
         nodes.append(Node(16, "LoadImage", "Second style reference", (40, 1020), [("image", "style_2.png")],
                           outputs=[("IMAGE", "IMAGE"), ("MASK", "MASK")], ui_only_widgets=("image",)))
         style_inputs["more_style_images"] = (16, 0, "IMAGE")
-    nodes.append(Node(7, "StyleCrafterStyleConditioning", "Style tokens + per-layer scales", (820, 160),
+    nodes.append(Node(7, "VideoCrafterStyleConditioning", "Style tokens + per-layer scales", (820, 160),
                       [("style_weight", 1.0), ("style_attention", "scaled (xformers path, released results)")],
                       style_inputs, [("positive", "CONDITIONING")]))
     size = (512, 512, 1) if image_mode else (512, 320, 16)
@@ -147,7 +147,7 @@ def _style_graph(base: str, prompt: str, prefix: str, *, image_mode: bool, multi
                   (1160, 600), [("width", size[0]), ("height", size[1]), ("frames", size[2])],
                   outputs=[("LATENT", "LATENT")])
     if multi_reference:
-        nodes += [latent, Node(12, "StyleCrafterSampler", "StyleCrafter sampler (λ_t 15, λ_s 7.5, DDIM 50)", (1200, 160),
+        nodes += [latent, Node(12, "VideoCrafterStyleCrafterSampler", "StyleCrafter sampler (λ_t 15, λ_s 7.5, DDIM 50)", (1200, 160),
                                [("seed", 123), ("steps", 50), ("eta", 1.0), ("text_scale", 15.0),
                                 ("condition_scale", 7.5), ("temporal_scale", 0.0)],
                                {"model": (2, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"),

@@ -60,7 +60,7 @@ def style_workflow(name, files, *, steps=2, frames=4, clip="clip", base="base", 
             inputs["ckpt_name"] = files[base]
         elif kind == "VideoCrafterEmptyVideoLatent":
             inputs.update(SIZE, frames=1 if inputs["frames"] == 1 else frames)
-        elif kind in ("VideoCrafterDDIMSigmas", "StyleCrafterSampler"):
+        elif kind in ("VideoCrafterDDIMSigmas", "VideoCrafterStyleCrafterSampler"):
             inputs["steps"] = steps
         elif kind in ("SaveVideo", "SaveImage"):
             inputs["filename_prefix"] = prefix or f"e2e/{name}"
@@ -104,7 +104,7 @@ def failure(server, graph):
 
 def test_adapter_without_base_is_rejected_before_compute(comfy_server, style_files):
     graph = style_workflow("stylecrafter_style_video", style_files)
-    del graph[node_of(graph, "StyleCrafterLoader")]["inputs"]["model"]
+    del graph[node_of(graph, "VideoCrafterStyleCrafterLoader")]["inputs"]["model"]
     with pytest.raises(PromptRejected) as rejected:
         comfy_server.queue(graph)
     assert "model" in json.dumps(rejected.value.node_errors)
@@ -113,7 +113,7 @@ def test_adapter_without_base_is_rejected_before_compute(comfy_server, style_fil
 
 def test_base_of_the_wrong_family_gives_one_clear_error(comfy_server, style_files):
     error = failure(comfy_server, style_workflow("stylecrafter_style_video", style_files, base="vc2"))
-    assert error["node_type"] == "StyleCrafterLoader"
+    assert error["node_type"] == "VideoCrafterStyleCrafterLoader"
     assert "VideoCrafter1 text-to-video 512" in error["exception_message"]
     assert "VideoCrafter2" in error["exception_message"]
     still_serving(comfy_server, style_files)
@@ -123,7 +123,7 @@ def test_zero_style_images_give_one_clear_error(comfy_server, style_files):
     """No style image wired: rejected before compute, naming the input. (Core nodes cannot make an empty IMAGE
     batch; the node's own 'no style image' error for one is tested in-process, tests/test_style_nodes.py.)"""
     graph = style_workflow("stylecrafter_style_video", style_files)
-    del graph[node_of(graph, "StyleCrafterStyleConditioning")]["inputs"]["style_images"]
+    del graph[node_of(graph, "VideoCrafterStyleConditioning")]["inputs"]["style_images"]
     with pytest.raises(PromptRejected) as rejected:
         comfy_server.queue(graph)
     assert "style_images" in json.dumps(rejected.value.node_errors)
@@ -132,14 +132,14 @@ def test_zero_style_images_give_one_clear_error(comfy_server, style_files):
 
 def test_mismatched_clip_vision_gives_one_clear_error(comfy_server, style_files):
     error = failure(comfy_server, style_workflow("stylecrafter_style_video", style_files, clip="clip_wide"))
-    assert error["node_type"] == "StyleCrafterStyleConditioning"
+    assert error["node_type"] == "VideoCrafterStyleConditioning"
     assert "192-wide tokens" in error["exception_message"] and "ViT-H/14" in error["exception_message"]
     still_serving(comfy_server, style_files)
 
 
 def test_temporal_file_as_adapter_gives_one_clear_error(comfy_server, style_files):
     graph = style_workflow("stylecrafter_style_video", style_files)
-    graph[node_of(graph, "StyleCrafterLoader")]["inputs"]["adapter_name"] = "temporal_v1_1.pth"
+    graph[node_of(graph, "VideoCrafterStyleCrafterLoader")]["inputs"]["adapter_name"] = "temporal_v1_1.pth"
     error = failure(comfy_server, graph)
-    assert error["node_type"] == "StyleCrafterLoader" and "not a StyleCrafter style adapter" in error["exception_message"]
+    assert error["node_type"] == "VideoCrafterStyleCrafterLoader" and "not a StyleCrafter style adapter" in error["exception_message"]
     still_serving(comfy_server, style_files)
