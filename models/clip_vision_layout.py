@@ -21,6 +21,7 @@ import re
 from collections.abc import Mapping
 
 from .checkpoint_layout import IMAGE_ENCODER_PREFIX, CheckpointLayoutError, shape_of
+from .companion_layouts import openclip_resblocks_layout
 
 VISUAL_PREFIX = IMAGE_ENCODER_PREFIX + "visual."
 # open_clip head widths of the released OpenCLIP ViTs (model_configs/*.json: ViT-B 64, L 64, H 80,
@@ -37,14 +38,7 @@ def openclip_visual_layout(width: int, layers: int, *, patch_size: int = 14, ima
     layout = {prefix + "class_embedding": (width,), prefix + "positional_embedding": (grid * grid + 1, width),
               prefix + "proj": (width, output_dim), prefix + "conv1.weight": (width, 3, patch_size, patch_size),
               prefix + "ln_pre.weight": (width,), prefix + "ln_pre.bias": (width,)}
-    for i in range(layers):
-        p = f"{prefix}transformer.resblocks.{i}."
-        layout.update({p + "ln_1.weight": (width,), p + "ln_1.bias": (width,),
-                       p + "attn.in_proj_weight": (3 * width, width), p + "attn.in_proj_bias": (3 * width,),
-                       p + "attn.out_proj.weight": (width, width), p + "attn.out_proj.bias": (width,),
-                       p + "ln_2.weight": (width,), p + "ln_2.bias": (width,),
-                       p + "mlp.c_fc.weight": (mlp, width), p + "mlp.c_fc.bias": (mlp,),
-                       p + "mlp.c_proj.weight": (width, mlp), p + "mlp.c_proj.bias": (width,)})
+    layout.update(openclip_resblocks_layout(prefix + "transformer.", width, layers, mlp))
     layout[prefix + "ln_post.weight"] = (width,)
     layout[prefix + "ln_post.bias"] = (width,)
     return layout

@@ -80,6 +80,20 @@ def kl_vae_layout(ddconfig: dict, embed_dim: int, prefix: str = "first_stage_mod
     return layout
 
 
+def openclip_resblocks_layout(prefix: str, width: int, layers: int, mlp: int) -> dict:
+    """Keys of an open_clip ``Transformer``'s residual attention blocks (text and vision towers alike)."""
+    layout = {}
+    for i in range(layers):
+        p = f"{prefix}resblocks.{i}."
+        layout.update({p + "ln_1.weight": (width,), p + "ln_1.bias": (width,),
+                       p + "attn.in_proj_weight": (3 * width, width), p + "attn.in_proj_bias": (3 * width,),
+                       p + "attn.out_proj.weight": (width, width), p + "attn.out_proj.bias": (width,),
+                       p + "ln_2.weight": (width,), p + "ln_2.bias": (width,),
+                       p + "mlp.c_fc.weight": (mlp, width), p + "mlp.c_fc.bias": (mlp,),
+                       p + "mlp.c_proj.weight": (width, mlp), p + "mlp.c_proj.bias": (width,)})
+    return layout
+
+
 def openclip_text_layout(width: int, layers: int, *, mlp_ratio: int = 4, vocab: int = 49408, context_length: int = 77,
                          projection: int | None = None, prefix: str = "cond_stage_model.model.") -> dict:
     """Every key and shape of an open_clip text tower with ``visual`` deleted (condition.py:184-190)."""
@@ -89,12 +103,5 @@ def openclip_text_layout(width: int, layers: int, *, mlp_ratio: int = 4, vocab: 
               prefix + "logit_scale": (),
               prefix + "token_embedding.weight": (vocab, width),
               prefix + "ln_final.weight": (width,), prefix + "ln_final.bias": (width,)}
-    for i in range(layers):
-        p = f"{prefix}transformer.resblocks.{i}."
-        layout.update({p + "ln_1.weight": (width,), p + "ln_1.bias": (width,),
-                       p + "attn.in_proj_weight": (3 * width, width), p + "attn.in_proj_bias": (3 * width,),
-                       p + "attn.out_proj.weight": (width, width), p + "attn.out_proj.bias": (width,),
-                       p + "ln_2.weight": (width,), p + "ln_2.bias": (width,),
-                       p + "mlp.c_fc.weight": (mlp_ratio * width, width), p + "mlp.c_fc.bias": (mlp_ratio * width,),
-                       p + "mlp.c_proj.weight": (width, mlp_ratio * width), p + "mlp.c_proj.bias": (width,)})
+    layout.update(openclip_resblocks_layout(prefix + "transformer.", width, layers, mlp_ratio * width))
     return layout

@@ -11,11 +11,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import tests.pack
 from tests.server import ExecutionFailed, PromptRejected, probe_media
+from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
 
-WORKFLOWS = tests.pack.PACK_ROOT / "workflows" / "api"
-SIZE = {"width": 64, "height": 48}
 
 
 @pytest.fixture(scope="module")
@@ -48,27 +46,17 @@ def style_files(comfy_server):
 
 
 def style_workflow(name, files, *, steps=2, frames=4, clip="clip", base="base", prefix=None):
-    graph = json.loads((WORKFLOWS / f"{name}.json").read_text())
-    clip_node = next(k for k, n in graph.items() if n["class_type"] == "CLIPVisionLoader")
+    """The API twin on tiny files: the CLIP vision comes from the tiny I2V checkpoint (core's loader
+    cannot build a tiny encoder), so the CLIPVisionLoader node is swapped for our loader's 4th output."""
+    graph = shrink_for_tiny(load_api_workflow(name), ckpt_name=files[base], steps=steps, frames=frames,
+                            prefix=prefix or f"e2e/{name}")
+    clip_node = node_of(graph, "CLIPVisionLoader")
     graph[clip_node] = {"class_type": "VideoCrafterCheckpointLoader", "inputs": {"ckpt_name": files[clip]}}
     for node in graph.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        for key, value in inputs.items():
+        for key, value in node["inputs"].items():
             if value == [clip_node, 0]:
-                inputs[key] = [clip_node, 3]
-        if kind == "VideoCrafterCheckpointLoader" and node is not graph[clip_node]:
-            inputs["ckpt_name"] = files[base]
-        elif kind == "VideoCrafterEmptyVideoLatent":
-            inputs.update(SIZE, frames=1 if inputs["frames"] == 1 else frames)
-        elif kind in ("VideoCrafterDDIMSigmas", "VideoCrafterStyleCrafterSampler"):
-            inputs["steps"] = steps
-        elif kind in ("SaveVideo", "SaveImage"):
-            inputs["filename_prefix"] = prefix or f"e2e/{name}"
+                node["inputs"][key] = [clip_node, 3]
     return graph
-
-
-def node_of(graph, class_type):
-    return next(key for key, node in graph.items() if node["class_type"] == class_type)
 
 
 @pytest.mark.parametrize("name,frames", [("stylecrafter_style_video", 4), ("stylecrafter_multi_reference_video", 4),
@@ -76,7 +64,7 @@ def node_of(graph, class_type):
 def test_example_workflow_runs_on_tiny_checkpoints(comfy_server, style_files, name, frames):
     start = time.perf_counter()
     result = comfy_server.run(style_workflow(name, style_files, steps=2, frames=frames), timeout=600)
-    print(f"{name}: {time.perf_counter() - start:.2f} s (2 steps, {frames} frame(s), {SIZE['width']}x{SIZE['height']})")
+    print(f"{name}: {time.perf_counter() - start:.2f} s (2 steps, {frames} frame(s), {TINY_SIZE['width']}x{TINY_SIZE['height']})")
     records = result.files()
     if frames == 1:
         images = [r for r in records if r["filename"].endswith(".png")]
@@ -84,12 +72,12 @@ def test_example_workflow_runs_on_tiny_checkpoints(comfy_server, style_files, na
         from PIL import Image
 
         with Image.open(comfy_server.output_path(images[0])) as image:
-            assert image.size == (SIZE["width"], SIZE["height"])
+            assert image.size == (TINY_SIZE["width"], TINY_SIZE["height"])
     else:
         videos = [r for r in records if r["filename"].endswith(".mp4")]
         assert len(videos) == 1, records
         info = probe_media(comfy_server.output_path(videos[0]))
-        assert (info.frame_count, info.width, info.height) == (frames, SIZE["width"], SIZE["height"])
+        assert (info.frame_count, info.width, info.height) == (frames, TINY_SIZE["width"], TINY_SIZE["height"])
 
 
 def still_serving(server, files):

@@ -6,11 +6,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import tests.pack
 from tests.server import ExecutionFailed, PromptRejected, probe_media
+from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
 
-WORKFLOWS = tests.pack.PACK_ROOT / "workflows"
-TINY_SIZE = {"width": 64, "height": 48}  # latent 8x6: the tiny UNet runs in a fraction of a second per step
 VARIANT_OF_WORKFLOW = {"videocrafter2_t2v_512": "vc2_t2v_512", "videocrafter1_t2v_1024": "vc1_t2v_1024"}
 
 
@@ -30,24 +28,8 @@ def tiny_checkpoints(comfy_server):
 
 
 def api_workflow(name, ckpt_name, *, steps=4, frames=8, seed=123):
-    graph = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
-    for node in graph.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "VideoCrafterCheckpointLoader":
-            inputs["ckpt_name"] = ckpt_name
-        elif kind == "VideoCrafterEmptyVideoLatent":
-            inputs.update(TINY_SIZE, frames=frames)
-        elif kind == "VideoCrafterDDIMSigmas":
-            inputs["steps"] = steps
-        elif kind == "VideoCrafterNoise":
-            inputs["noise_seed"] = seed
-        elif kind == "SaveVideo":
-            inputs["filename_prefix"] = f"e2e/{name}"
-    return graph
-
-
-def node_of(graph, class_type):
-    return next(key for key, node in graph.items() if node["class_type"] == class_type)
+    return shrink_for_tiny(load_api_workflow(name), ckpt_name=ckpt_name, steps=steps, frames=frames, seed=seed,
+                           prefix=f"e2e/{name}")
 
 
 def assert_video(server, result, frames):

@@ -8,11 +8,9 @@ import pytest
 import torch
 from safetensors.torch import save_file
 
-import tests.pack
 from tests.server import ExecutionFailed, PromptRejected, probe_media, read_frames
+from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
 
-WORKFLOW = tests.pack.PACK_ROOT / "workflows" / "api" / "videocrafter1_i2v_512.json"
-TINY_SIZE = {"width": 64, "height": 48}
 
 
 @pytest.fixture(scope="module")
@@ -39,26 +37,10 @@ def i2v_files(comfy_server):
 
 
 def i2v_workflow(ckpt_name, *, image="i2v_gradient.png", steps=3, frames=8, seed=123):
-    graph = json.loads(WORKFLOW.read_text())
-    for node in graph.values():
-        kind, inputs = node["class_type"], node["inputs"]
-        if kind == "VideoCrafterCheckpointLoader":
-            inputs["ckpt_name"] = ckpt_name
-        elif kind == "LoadImage":
-            inputs["image"] = image
-        elif kind == "VideoCrafterEmptyVideoLatent":
-            inputs.update(TINY_SIZE, frames=frames)
-        elif kind == "VideoCrafterDDIMSigmas":
-            inputs["steps"] = steps
-        elif kind == "VideoCrafterNoise":
-            inputs["noise_seed"] = seed
-        elif kind == "SaveVideo":
-            inputs["filename_prefix"] = "e2e/i2v"
+    graph = shrink_for_tiny(load_api_workflow("videocrafter1_i2v_512"), ckpt_name=ckpt_name, steps=steps,
+                            frames=frames, seed=seed, prefix="e2e/i2v")
+    graph[node_of(graph, "LoadImage")]["inputs"]["image"] = image
     return graph
-
-
-def node_of(graph, class_type):
-    return next(key for key, node in graph.items() if node["class_type"] == class_type)
 
 
 def video_of(server, result, frames):
