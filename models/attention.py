@@ -296,6 +296,14 @@ class BasicTransformerBlock(nn.Module):
         return self.ff(self.norm3(x)) + x
 
 
+def _projection(operations, use_linear: bool, conv, c_in: int, c_out: int, factory: dict) -> nn.Module:
+    """``proj_in``/``proj_out`` of the transformers: Linear when ``use_linear`` (VC2 configs), else a 1x1
+    conv (``conv`` is Conv2d for spatial, Conv1d for temporal layouts, e.g. ``init_attn``)."""
+    if use_linear:
+        return operations.Linear(c_in, c_out, **factory)
+    return conv(c_in, c_out, kernel_size=1, **factory)
+
+
 class SpatialTransformer(nn.Module):
     """Per-frame spatial transformer on ``[(b t), c, h, w]`` (attention.py:223-278).
 
@@ -314,20 +322,14 @@ class SpatialTransformer(nn.Module):
         self.in_channels = in_channels
         self.use_linear = use_linear
         self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
-        if use_linear:
-            self.proj_in = operations.Linear(in_channels, inner, **factory)
-        else:
-            self.proj_in = operations.Conv2d(in_channels, inner, kernel_size=1, **factory)
+        self.proj_in = _projection(operations, use_linear, operations.Conv2d, in_channels, inner, factory)
         self.transformer_blocks = nn.ModuleList([
             BasicTransformerBlock(inner, n_heads, d_head, dropout, context_dim,
                                   img_cross_attention=img_cross_attention,
                                   image_cross_attention_scale=image_cross_attention_scale,
                                   operations=operations, **factory)
             for _ in range(depth)])
-        if use_linear:
-            self.proj_out = operations.Linear(inner, in_channels, **factory)
-        else:
-            self.proj_out = operations.Conv2d(inner, in_channels, kernel_size=1, **factory)
+        self.proj_out = _projection(operations, use_linear, operations.Conv2d, inner, in_channels, factory)
 
     def forward(self, x, context=None, image_context=None, image_scale=None, style=None):
         b, c, h, w = x.shape
@@ -373,20 +375,14 @@ class TemporalTransformer(nn.Module):
         self.only_self_att = only_self_att
         self.causal_attention = causal_attention
         self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
-        if use_linear:
-            self.proj_in = operations.Linear(in_channels, inner, **factory)
-        else:
-            self.proj_in = operations.Conv1d(in_channels, inner, kernel_size=1, **factory)
+        self.proj_in = _projection(operations, use_linear, operations.Conv1d, in_channels, inner, factory)
         self.transformer_blocks = nn.ModuleList([
             BasicTransformerBlock(inner, n_heads, d_head, dropout,
                                   None if only_self_att else context_dim,
                                   relative_position=relative_position,
                                   temporal_length=temporal_length, operations=operations, **factory)
             for _ in range(depth)])
-        if use_linear:
-            self.proj_out = operations.Linear(inner, in_channels, **factory)
-        else:
-            self.proj_out = operations.Conv1d(inner, in_channels, kernel_size=1, **factory)
+        self.proj_out = _projection(operations, use_linear, operations.Conv1d, inner, in_channels, factory)
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
         """``x`` [b, c, t, h, w]; ``context`` per frame [(b t), l, c'] (only used when not
