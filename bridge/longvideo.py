@@ -18,10 +18,8 @@ from ..models.longvideo import fifo as F
 from ..models.longvideo import freenoise as FN
 from ..models.sampling import ddim as D
 from .ddim import _tables
+from . import vocabulary as V
 from .model import VideoCrafterModel
-
-#: ``transformer_options`` key: an override ``(layer, x, mask) -> out | None`` for every temporal self-attention.
-TEMPORAL_ATTENTION_KEY = "videocrafter_temporal_attention"
 
 
 # ---------------------------------------------------------------------------------------------- FreeNoise
@@ -59,7 +57,7 @@ def patch_freenoise_attention(model, window: int, stride: int):
     FN.check_window(window, stride)
     patched = model.clone()
     options = patched.model_options.setdefault("transformer_options", {})
-    options[TEMPORAL_ATTENTION_KEY] = FN.WindowFusedAttention(int(window), int(stride))
+    options[V.TEMPORAL_ATTENTION] = FN.WindowFusedAttention(int(window), int(stride))
     return patched
 
 
@@ -86,10 +84,11 @@ class FifoSampler(comfy.samplers.Sampler):
     (progress and preview). Returns ``[N, C, h, w]`` in the model's latent space.
     """
 
-    def __init__(self, settings: F.FifoSettings, seed: int, on_frame=None):
+    def __init__(self, settings: F.FifoSettings, seed: int, on_frame=None, draw: F.Draw | None = None):
         self.settings = settings
         self.seed = int(seed)
         self.on_frame = on_frame
+        self.draw = draw  # replaces the seeded generator (replays of recorded draws)
 
     def max_denoise(self, model_wrap, sigmas):
         return False
@@ -114,7 +113,7 @@ class FifoSampler(comfy.samplers.Sampler):
             eps = (y - denoised) / sigma.reshape(-1, 1, 1, 1)
             return rearrange(eps, "t c h w -> 1 c t h w")
 
-        generator = torch.Generator(device="cpu").manual_seed(self.seed)
+        draw = self.draw or F.generator_draws(torch.Generator(device="cpu").manual_seed(self.seed))
         total = settings.iterations
 
         def on_pop(i, frame, queue):
@@ -122,5 +121,5 @@ class FifoSampler(comfy.samplers.Sampler):
                 self.on_frame(i, total, rearrange(frame, "1 c t h w -> t c h w"))
 
         base = rearrange(latent_image.float(), "t c h w -> 1 c t h w")
-        video = F.fifo_sample(eps_fn, base, arrays, settings, F.generator_draws(generator), on_pop=on_pop)
+        video = F.fifo_sample(eps_fn, base, arrays, settings, draw, on_pop=on_pop)
         return rearrange(video, "1 c t h w -> t c h w")

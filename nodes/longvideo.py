@@ -104,6 +104,9 @@ class VideoCrafterFIFOSampler(io.ComfyNode):
                     io.Latent.Input("base_clip", tooltip="The first frames, sampled normally (window length f = its "
                                     "frame count; even when lookahead is on). Official: 16 frames from DDIM with "
                                     "f x partitions steps."),
+                    io.Int.Input("seed", default=F.DEFAULT_SEED, min=0, max=0xffffffffffffffff,
+                                 control_after_generate=True,
+                                 tooltip="Seed of the queue noise and the per-step noise (official 321)."),
                     io.Int.Input("frames", default=F.DEFAULT_NEW_LENGTH, min=1, max=MAX_LONG_FRAMES,
                                  tooltip="Frames of the output video (official 100)."),
                     io.Int.Input("num_partitions", default=F.DEFAULT_PARTITIONS, min=1, max=64,
@@ -114,16 +117,13 @@ class VideoCrafterFIFOSampler(io.ComfyNode):
                     io.Float.Input("cfg", default=F.DEFAULT_CFG, min=0.0, max=100.0, step=0.1,
                                    tooltip="Classifier-free guidance scale (official 12)."),
                     io.Float.Input("eta", default=F.DEFAULT_ETA, min=0.0, max=1.0, step=0.01,
-                                   tooltip="DDIM eta of the diagonal steps (official 1.0)."),
-                    io.Int.Input("seed", default=F.DEFAULT_SEED, min=0, max=0xffffffffffffffff,
-                                 control_after_generate=True,
-                                 tooltip="Seed of the queue noise and the per-step noise (official 321).")],
+                                   tooltip="DDIM eta of the diagonal steps (official 1.0).")],
             outputs=[io.Latent.Output(tooltip="The video latent, [frames, 4, h, w].")],
         )
 
     @classmethod
-    def execute(cls, model, positive, negative, base_clip, frames, num_partitions, lookahead, cfg, eta,
-                seed) -> io.NodeOutput:
+    def execute(cls, model, positive, negative, base_clip, seed, frames, num_partitions, lookahead, cfg,
+                eta) -> io.NodeOutput:
         clip = base_clip["samples"]
         if clip.ndim != 4:
             raise InputError(f"base_clip must be a video latent [frames, 4, h, w], got shape {tuple(clip.shape)}")
