@@ -166,8 +166,10 @@ def init_queue(video: torch.Tensor, arrays: D.DDIMArrays, settings: FifoSettings
                draw=None) -> tuple[torch.Tensor, list[torch.Tensor]]:
     """``prepare_latents`` (funcs.py:14-34): the queue ``[1, C, L, H, W]`` and its raw draws in order.
 
-    ``video`` is the clean base clip ``[1, C, f, H, W]`` (the output of an ordinary f-frame run). The
-    coefficients are 0-d float32 tensors as upstream (``alpha ** 0.5``, ``(1 - alpha) ** 0.5``).
+    ``video`` is the clean base clip ``[1, C, f, H, W]`` (the output of an ordinary f-frame run).
+    ``sqrt(a)`` and ``sqrt(1 - a)`` are computed in double precision from the float32 ``a`` and multiply
+    the tensors as Python scalars: that reproduces the recorded queue bit for bit (float32 tensor powers
+    differ by 1 ulp on some entries).
     """
     draw = _as_draw(draw)
     f, steps = settings.video_length, settings.num_steps
@@ -179,7 +181,8 @@ def init_queue(video: torch.Tensor, arrays: D.DDIMArrays, settings: FifoSettings
         clean = video[:, :, [frame]]
         noise = draw(clean.shape, clean)
         draws.append(noise)
-        return alpha ** 0.5 * clean + (1 - alpha) ** 0.5 * noise
+        a = float(alpha)  # the coefficients are double-precision scalars (bit-exact with the recorded queue)
+        return a ** 0.5 * clean + (1 - a) ** 0.5 * noise
 
     if settings.lookahead:
         for _ in range(settings.half):
