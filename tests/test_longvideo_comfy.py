@@ -18,15 +18,6 @@ LONGVIDEO = "longvideo/fixtures"
 E2E_RTOL = 1e-4
 
 
-@pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.samplers  # noqa: F401
-    import comfy.sample  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint, longvideo, model  # noqa: F401
-    return comfy
-
-
 def _build(weights_path, variant, schedule):
     from videocrafter_suite.bridge.checkpoint import build_model
     from videocrafter_suite.models.checkpoints.layout import VARIANTS

@@ -3,25 +3,16 @@ a few frames and steps, plus bad inputs with clear errors while the server keeps
 import json
 
 import pytest
-from safetensors.torch import save_file
 
 from tests.server import ExecutionFailed, PromptRejected, probe_media
 from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(comfy_server):
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-
+def tiny_checkpoints(comfy_server, tiny_checkpoint):
     folder = comfy_server.models_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
-    names = {}
-    for variant in ("vc2_t2v_512", "vc1_t2v_1024"):
-        name = f"tiny_longvideo_{variant}.safetensors"
-        if not (folder / name).exists():
-            save_file(make_tiny_state_dict(tiny_spec(variant, seed=1)), str(folder / name))
-        names[variant] = name
-    return names
+    return {variant: tiny_checkpoint(variant, seed=1, folder=folder).name for variant in ("vc2_t2v_512", "vc1_t2v_1024")}
 
 
 def _video_frames(server, result) -> int:
