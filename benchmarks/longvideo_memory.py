@@ -12,7 +12,8 @@ One VideoCrafter2-style UNet with seeded random weights (reduced widths on CPU: 
 * ``FIFO T``       — one diagonal iteration (f = W, n partitions, lookahead): 2n window forwards, one frame out.
 
 Memory is measured per method in its own child process (CPU: peak RSS during the step minus RSS before it,
-VmHWM reset through ``/proc/self/clear_refs``; CUDA: ``max_memory_allocated`` growth). Time per output frame:
+VmHWM reset through ``/proc/self/clear_refs``; CUDA: ``max_memory_allocated`` growth). Time: all methods
+interleaved in one process, minimum over rounds (the machine may be shared). Time per output frame:
 ``steps × time per step / T`` for the whole-video methods (DDIM ``--ddim-steps``); FIFO pops one frame per
 iteration, so its time per frame is the iteration time.
 """
@@ -20,6 +21,7 @@ from __future__ import annotations
 
 import argparse
 import multiprocessing as mp
+import statistics
 import sys
 import time
 from pathlib import Path
@@ -159,6 +161,28 @@ def _measure(method: str, args, device: str) -> tuple[float, float, int]:
     return peak, statistics.median(times), out_frames
 
 
+def _time_interleaved(args, device: str) -> dict[str, list[float]]:
+    """Seconds per step of every method, alternating A B C D A B C D ... in one process, so load from
+    other processes on a shared machine hits all methods alike (the minimum is the least disturbed)."""
+    _import_pack()
+    import torch
+
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    steps = {m: _step(m, args, device)[0] for m in METHODS}
+    times: dict[str, list[float]] = {m: [] for m in METHODS}
+    with torch.no_grad():
+        for round_ in range(args.repeats + 1):
+            for method in METHODS:
+                start = time.perf_counter()
+                steps[method]()
+                if device == "cuda":
+                    torch.cuda.synchronize()
+                if round_:  # round 0 is warm-up
+                    times[method].append(time.perf_counter() - start)
+    return times
+
+
 def _child(method, args, device, queue):
     queue.put(_measure(method, args, device))
 
@@ -191,18 +215,26 @@ def main(argv=None) -> int:
     args.size = args.size or (40 if device == "cuda" else 16)
     args.channels = args.channels or (320 if device == "cuda" else 64)
     results = {m: _isolated(m, args, device) for m in METHODS}
+    times = _time_interleaved(args, device)
     where = torch.cuda.get_device_name() if device == "cuda" else f"CPU, {torch.get_num_threads()} threads"
     print(f"UNet VC2-style, model_channels {args.channels}, latent {args.size}x{args.size}, batch 1; {where}; "
           f"T={args.frames}, window {args.window}, FIFO n={args.partitions} (lookahead), DDIM {args.ddim_steps} steps")
-    print("| method | frames per step | peak MiB per step | x plain | s per step | s per output frame |")
-    print("|---|---:|---:|---:|---:|---:|")
+    print(f"time: {args.repeats} interleaved rounds after a warm-up, minimum (median) seconds")
+    print("| method | frames per step | peak MiB per step | x plain | s per step | s per output frame | x plain |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     plain_peak = results["plain"][0]
+
+    def per_frame(method, seconds, out):
+        return seconds if method == "fifo" else seconds * args.ddim_steps / out
+
+    plain_frame = per_frame("plain", min(times["plain"]), results["plain"][2])
     for method in METHODS:
-        peak, seconds, out = results[method]
+        peak, _, out = results[method]
+        low, mid = min(times[method]), statistics.median(times[method])
         label = {"plain": f"plain {args.window}", "freenoise": f"FreeNoise {args.frames}",
                  "context": f"context windows {args.frames}", "fifo": f"FIFO {args.frames}"}[method]
-        per_frame = seconds if method == "fifo" else seconds * args.ddim_steps / out
-        print(f"| {label} | {out} | {peak:.0f} | {peak / max(plain_peak, 1e-9):.2f} | {seconds:.3f} | {per_frame:.3f} |")
+        print(f"| {label} | {out} | {peak:.0f} | {peak / max(plain_peak, 1e-9):.2f} | {low:.3f} ({mid:.3f}) | "
+              f"{per_frame(method, low, out):.3f} | {per_frame(method, low, out) / plain_frame:.2f} |")
     return 0
 
 
