@@ -20,15 +20,23 @@ Rules (each from the architecture, not from taste):
 * **image conditioning**: the original never runs the I2V UNet without an image
   (``image_proj_model`` output on both guidance branches).
 * **memory**: a lower bound of the activations one forward must hold (the level-0 skip
-  connections plus the working map; attention buffers come on top) against the free memory.
+  connections plus the working map; attention buffers come on top) against the device's TOTAL
+  memory: what cannot fit even in an empty device is refused (never a false refusal because
+  other models happen to be cached).
 """
 from __future__ import annotations
 
 import math
 
-from ..models.unet3d import UNet3DConfig
+import torch
+
+import comfy.model_management
+
+from ..models.unet.unet3d import UNet3DConfig
+from . import vocabulary as V
 
 MAX_FRAMES = 256
+RELEASED_PIXEL_MULTIPLE = 64  # 8 · 2^(4−1): every released VideoCrafter UNet has 4 levels
 VAE_FACTOR = 8
 TEXT_TOKENS = 77  # the UNet splits a longer I2V context at 77 text tokens (attention.py:82-83)
 GIB = 1024 ** 3
@@ -113,6 +121,7 @@ def activation_bytes_lower_bound(config: UNet3DConfig, frames: int, height: int,
 
 def check_memory(config: UNet3DConfig, frames: int, height: int, width: int, dtype_bytes: int,
                  free_bytes: float, device_name: str = "the device") -> None:
+    """``free_bytes``: the most the device can give (its total memory when called from sampling)."""
     need = activation_bytes_lower_bound(config, frames, height, width, dtype_bytes)
     if need <= free_bytes:
         return
@@ -131,8 +140,8 @@ def check_memory(config: UNet3DConfig, frames: int, height: int, width: int, dty
     raise ModelInputError(
         f"{frames} frames at {width * VAE_FACTOR}×{height * VAE_FACTOR} need at least {need / GIB:.1f} GiB for the "
         f"UNet's activations (a lower bound: {config.num_res_blocks + 2} maps of {config.model_channels} channels × "
-        f"{width}×{height} latent × {frames} frames × {dtype_bytes} bytes) but {free_bytes / GIB:.1f} GiB is free "
-        f"on {device_name}. What fits: {fits}.")
+        f"{width}×{height} latent × {frames} frames × {dtype_bytes} bytes) but {device_name} has "
+        f"{free_bytes / GIB:.1f} GiB. What fits: {fits}.")
 
 
 def check_before_sampling(config: UNet3DConfig, latent_shape, *, context=None, has_image: bool = False,
@@ -146,3 +155,16 @@ def check_before_sampling(config: UNet3DConfig, latent_shape, *, context=None, h
     check_image_conditioning(config, has_image)
     if free_bytes is not None:
         check_memory(config, frames, height, width, dtype_bytes, free_bytes, device_name)
+
+
+def check_sampling_call(model, kwargs: dict) -> None:
+    """:func:`check_before_sampling` for ``VideoCrafterModel.extra_conds(**kwargs)`` (once per branch)."""
+    noise = kwargs.get("noise")
+    if noise is None or noise.ndim != 4:
+        return
+    device = kwargs.get("device") or comfy.model_management.get_torch_device()
+    dtype = getattr(model, "manual_cast_dtype", None) or model.get_dtype()
+    check_before_sampling(model.model_config.unet_config_object, noise.shape, context=kwargs.get("cross_attn"),
+                          has_image=kwargs.get(V.IMAGE_CONTEXT) is not None,
+                          dtype_bytes=torch.empty((), dtype=dtype).element_size(),
+                          free_bytes=comfy.model_management.get_total_memory(device), device_name=str(device))

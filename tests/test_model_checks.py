@@ -13,8 +13,8 @@ def tiny(comfy_path):
     import comfy.sample  # noqa: F401
 
     from videocrafter_suite.bridge.checkpoint import build_clip, build_model, schedule_from_checkpoint
-    from videocrafter_suite.models.checkpoint_layout import detect_variant
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.models.checkpoints.layout import detect_variant
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     built = {}
     for name, spec in {"t2v": tiny_spec("vc2_t2v_512", seed=3), "i2v": tiny_spec("vc1_i2v_512", seed=4),
@@ -94,7 +94,7 @@ def test_an_i2v_model_without_image_conditioning_names_the_node_to_add(tiny):
 
 
 def released_unet():
-    from videocrafter_suite.models.unet3d import UNet3DConfig
+    from videocrafter_suite.models.unet.unet3d import UNet3DConfig
 
     return UNet3DConfig()  # channel_mult (1, 2, 4, 4), model_channels 320: every released VideoCrafter UNet
 
@@ -122,17 +122,17 @@ def test_4096_square_256_frames_is_refused_before_allocation_saying_what_fits(co
 
     config = released_unet()
     device = comfy.model_management.get_torch_device()
-    free = comfy.model_management.get_free_memory(device)
+    total = comfy.model_management.get_total_memory(device)
     with pytest.raises(ModelInputError, match="GiB") as error:
-        check_before_sampling(config, (256, 4, 512, 512), dtype_bytes=4, free_bytes=free)
+        check_before_sampling(config, (256, 4, 512, 512), dtype_bytes=4, free_bytes=total)
     message = str(error.value)
     frames = int(re.search(r"at 4096×4096 up to (\d+) frames", message).group(1)) if "up to" in message else 0
     if frames:
-        check_before_sampling(config, (frames, 4, 512, 512), dtype_bytes=4, free_bytes=free)
+        check_before_sampling(config, (frames, 4, 512, 512), dtype_bytes=4, free_bytes=total)
     size = re.search(r"at 256 frames up to about (\d+)×(\d+)", message)
     assert frames or size, message
     if size:
         w, h = (int(v) for v in size.groups())
         assert w % 64 == 0 and h % 64 == 0
-        check_before_sampling(config, (256, 4, h // 8, w // 8), dtype_bytes=4, free_bytes=free)
-    check_before_sampling(config, (16, 4, 40, 64), dtype_bytes=4, free_bytes=free)  # 512x320x16 fits
+        check_before_sampling(config, (256, 4, h // 8, w // 8), dtype_bytes=4, free_bytes=total)
+    check_before_sampling(config, (16, 4, 40, 64), dtype_bytes=4, free_bytes=total)  # 512x320x16 fits

@@ -18,7 +18,7 @@ T2V = "videocrafter2_t2v_512"
 
 @pytest.fixture(scope="module")
 def checkpoints(comfy_server):
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     folder = comfy_server.models_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
