@@ -26,6 +26,7 @@ Select it for the tests (both the in-process tests and the session server honour
 from __future__ import annotations
 
 import argparse
+import os
 import re
 import shutil
 import subprocess
@@ -106,6 +107,8 @@ for line in open(sys.argv[1]):
 
 
 def install(source: Path) -> dict[str, Path]:
+    for variable in (host.COMFY_DIR_ENV, host.PYTHON_ENV):  # build on the default 0.3.75 host, whatever is selected
+        os.environ.pop(variable, None)
     host.install()  # the base venv (torch pair, test tools) the layered venv reuses
     version = source_version(source)
     where = paths(version)
