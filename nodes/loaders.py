@@ -66,11 +66,16 @@ class VideoCrafterConvertCheckpoint(io.ComfyNode):
     @classmethod
     def fingerprint_inputs(cls, ckpt_name, overwrite):
         """ComfyUI's cache key: the state of the file read AND the file written, so a deleted or changed
-        output (or a replaced source) runs the conversion again instead of answering from the cache."""
+        output (or a replaced source) runs the conversion again instead of answering from the cache.
+
+        It is computed before the node runs, so "output absent" must never equal itself (NaN, ComfyUI's
+        "always run" idiom): otherwise the run that created the file and a run after its deletion would
+        both have seen it absent and share one cache entry."""
         path = folder_paths.get_full_path("checkpoints", ckpt_name)
-        if path is None:
-            return float("nan")  # never equal: execute runs and says the file is missing
-        return (file_state(path), file_state(Path(path).with_suffix(".safetensors")), bool(overwrite))
+        written = file_state(Path(path).with_suffix(".safetensors")) if path is not None else None
+        if written is None:
+            return float("nan")  # no output yet (or no source: execute says so): always run
+        return (file_state(path), written, bool(overwrite))
 
     @classmethod
     def execute(cls, ckpt_name, overwrite) -> io.NodeOutput:
