@@ -32,6 +32,7 @@ from ..models.image.resampler import Resampler, ResamplerConfig, detect_resample
 from ..models.sampling.schedule import VideoCrafterSchedule
 from ..models.unet.unet3d import DEFAULT_FPS, UNet3DConfig, VideoCrafterUNet
 from . import vocabulary as V
+from .model_checks import check_sampling_call
 
 #: Conditions core may add for other consumers (ControlNet's own text context): accepted, not used by the UNet.
 _CORE_CONDS_FOR_OTHERS = frozenset({"crossattn_controlnet"})
@@ -124,6 +125,7 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
 
     def extra_conds(self, **kwargs):
         """CONDITIONING keys (``bridge/vocabulary.py``) → UNet inputs; per-frame counts from the latent."""
+        check_sampling_call(self, kwargs)  # what this model can take, before the first step (bridge/model_checks.py)
         out = super().extra_conds(**kwargs)
         noise = kwargs.get("noise")
         out[V.NUM_VIDEO_FRAMES] = comfy.conds.CONDConstant(int(noise.shape[0]))
