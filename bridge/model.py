@@ -17,7 +17,6 @@ from __future__ import annotations
 import logging
 
 import comfy.conds
-import comfy.latent_formats
 import comfy.model_base
 import comfy.model_sampling
 import comfy.supported_models_base
@@ -26,6 +25,7 @@ import torch
 from ..models.checkpoint_layout import UNET_PREFIX, VariantInfo
 from ..models.schedule import VideoCrafterSchedule
 from ..models.unet3d import UNet3DConfig, VideoCrafterUNet
+from .preview import VideoLatentFormat
 
 DEFAULT_FPS = 16  # the UNet's own forward default (openaimodel3d.py:534)
 
@@ -138,7 +138,7 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     the pack's loader detects the variant itself, from keys and shapes)."""
 
     unet_extra_config = {}
-    latent_format = comfy.latent_formats.SD15
+    latent_format = VideoLatentFormat  # SD15, batch-as-frames: previews show the whole clip (bridge/preview.py)
     memory_usage_factor = 2.0
     supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
     text_encoder_key_prefix = ["cond_stage_model."]
