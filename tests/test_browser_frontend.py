@@ -268,7 +268,7 @@ const rectOf = (ids) => {{
            height: (bottom - top) * canvas.ds.scale }};
 }};
 const player = widget?.element?.getBoundingClientRect();
-{READOUT_PROBE.replace("return {", "const readout = {")}
+{READOUT_PROBE.replace("return {", "const readout = {", 1)}
 return {{
   clip: widget ? {{ ...widget.element.dataset }} : null,
   counts: {{ ...window.__vcCounts }},

@@ -43,7 +43,7 @@ function addReadout(node) {
     whiteSpace: "nowrap", overflow: "hidden", pointerEvents: "none",
   });
   const widget = node.addDOMWidget(WIDGET, "videocrafter-readout", element, {
-    serialize: false, hideOnZoom: false, getMinHeight: () => 20, getMaxHeight: () => 20,
+    serialize: false, hideOnZoom: false, margin: 4, getMinHeight: () => 28, getMaxHeight: () => 28,
     onDraw: () => refresh(node, element),
   });
   widget.serialize = false; // not a value: never in widgets_values nor in the API prompt
