@@ -84,7 +84,7 @@ def tiny_api_twin(size: dict = TINY, prefix: str = PREFIX, sampler: str | None =
 
 
 def install_tiny_checkpoint(server) -> None:
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     folder = server.models_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)
