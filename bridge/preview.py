@@ -31,12 +31,14 @@ import io
 import itertools
 import logging
 import math
+import sys
 import threading
 from collections import OrderedDict
 
 import comfy.latent_formats
 import latent_preview
-from PIL import Image, ImageOps
+import torch
+from PIL import Image
 
 EVENT = "videocrafter-suite.preview"
 ROUTE = "/videocrafter-suite/preview"
@@ -77,36 +79,75 @@ class PreviewClients:
 CLIENTS = PreviewClients()
 
 
-def contact_sheet(frames: list[Image.Image]) -> tuple[Image.Image, int]:
-    """All frames in one image, row-major on a near-square grid; returns ``(sheet, columns)``.
+def grid_shape(frames: int) -> tuple[int, int]:
+    """``(rows, columns)`` of a near-square grid: 64 frames of 512 px in one strip would pass JPEG's
+    65535 px limit; a grid never does."""
+    columns = math.ceil(math.sqrt(frames))
+    return math.ceil(frames / columns), columns
 
-    A grid, not a strip: 64 frames of 512 px side by side would pass JPEG's 65535 px limit.
-    """
+
+def contact_sheet(frames: list[Image.Image]) -> tuple[Image.Image, int]:
+    """All frames in one image, row-major on :func:`grid_shape`; returns ``(sheet, columns)``."""
     width, height = frames[0].size
-    columns = math.ceil(math.sqrt(len(frames)))
-    rows = math.ceil(len(frames) / columns)
+    rows, columns = grid_shape(len(frames))
     sheet = Image.new("RGB", (columns * width, rows * height))
     for index, frame in enumerate(frames):
         sheet.paste(frame.convert("RGB"), ((index % columns) * width, (index // columns) * height))
     return sheet, columns
 
 
-def clip_payload(frames: list[Image.Image], max_size: int | None) -> dict:
-    """The event's body: the frames as one base64 JPEG plus the layout the extension needs."""
-    if max_size and max(frames[0].size) > max_size:  # shrink only: the browser scales up for free
-        frames = [ImageOps.contain(frame, (max_size, max_size), Image.Resampling.BILINEAR) for frame in frames]
+def latent_grid(x0: torch.Tensor) -> torch.Tensor:
+    """``[T, C, h, w]`` → ``[1, C, rows*h, columns*w]``: the frames tiled like :func:`contact_sheet`
+    (missing tiles zero), so a per-pixel previewer decodes the whole sheet in one call."""
+    frames, channels, height, width = x0.shape
+    rows, columns = grid_shape(frames)
+    if rows * columns > frames:
+        x0 = torch.cat([x0, x0.new_zeros([rows * columns - frames, channels, height, width])])
+    tiles = x0.reshape(rows, columns, channels, height, width).permute(2, 0, 3, 1, 4)
+    return tiles.reshape(1, channels, rows * height, columns * width)
+
+
+def decode_sheet(previewer, x0: torch.Tensor) -> tuple[Image.Image, int, tuple[int, int]]:
+    """Every frame of ``x0`` decoded by core's ``previewer``: ``(sheet, columns, frame size)``.
+
+    latent2rgb is per pixel, so the tiled latent is decoded in one call (exactly the frames' own
+    previews, one op instead of T); anything else (TAESD's convolutions would blur across tile
+    borders) decodes frame by frame.
+    """
+    per_pixel = (isinstance(previewer, latent_preview.Latent2RGBPreviewer)
+                 and getattr(previewer, "latent_rgb_factors_reshape", None) is None)
+    if per_pixel:
+        rows, columns = grid_shape(x0.shape[0])
+        sheet = previewer.decode_latent_to_preview(latent_grid(x0)).convert("RGB")
+        return sheet, columns, (sheet.size[0] // columns, sheet.size[1] // rows)
+    frames = [previewer.decode_latent_to_preview(x0[index:index + 1]) for index in range(x0.shape[0])]
     sheet, columns = contact_sheet(frames)
+    return sheet, columns, frames[0].size
+
+
+def clip_payload(sheet: Image.Image, frames: int, columns: int, frame_size: tuple[int, int],
+                 max_size: int | None) -> dict:
+    """The event's body: the sheet as one base64 JPEG plus the layout the extension needs.
+
+    Frames larger than ``max_size`` (core's ``--preview-size``) are shrunk; smaller ones are sent
+    as they are (the browser scales them up for free; core's stills are enlarged to 512 instead).
+    """
+    width, height = frame_size
+    if max_size and max(width, height) > max_size:
+        scale = max_size / max(width, height)
+        width, height = max(1, round(width * scale)), max(1, round(height * scale))
+        rows = math.ceil(frames / columns)
+        sheet = sheet.resize((columns * width, rows * height), Image.Resampling.BILINEAR)
     buffer = io.BytesIO()
     sheet.save(buffer, format="JPEG", quality=JPEG_QUALITY)
-    return {"frames": len(frames), "columns": columns, "frame_width": frames[0].size[0],
-            "frame_height": frames[0].size[1], "mime": "image/jpeg",
-            "image": base64.b64encode(buffer.getvalue()).decode("ascii")}
+    return {"frames": frames, "columns": columns, "frame_width": width, "frame_height": height,
+            "mime": "image/jpeg", "image": base64.b64encode(buffer.getvalue()).decode("ascii")}
 
 
 def _server():
-    from server import PromptServer
-
-    return getattr(PromptServer, "instance", None)
+    """ComfyUI's PromptServer, or None in-process (no server: its module is never imported here)."""
+    module = sys.modules.get("server")
+    return getattr(getattr(module, "PromptServer", None), "instance", None)
 
 
 class AnimatedPreviewer(latent_preview.LatentPreviewer):
@@ -125,8 +166,8 @@ class AnimatedPreviewer(latent_preview.LatentPreviewer):
         client = getattr(server, "client_id", None)
         if server is None or x0.ndim != 4 or x0.shape[0] < 2 or not CLIENTS.wants_animation(client):
             return self.inner.decode_latent_to_preview_image(preview_format, x0)
-        frames = [self.inner.decode_latent_to_preview(x0[index:index + 1]) for index in range(x0.shape[0])]
-        payload = clip_payload(frames, latent_preview.MAX_PREVIEW_RESOLUTION)
+        sheet, columns, frame_size = decode_sheet(self.inner, x0)
+        payload = clip_payload(sheet, x0.shape[0], columns, frame_size, latent_preview.MAX_PREVIEW_RESOLUTION)
         payload.update(node=getattr(server, "last_node_id", None), prompt_id=getattr(server, "last_prompt_id", None),
                        sequence=next(self._sequence))
         server.send_sync(EVENT, payload, client)

@@ -9,6 +9,7 @@ import io
 import statistics
 import time
 
+import numpy
 import pytest
 import torch
 
@@ -56,6 +57,10 @@ def smooth_clip(frames=16, size=64, seed=0) -> torch.Tensor:
     generator = torch.Generator().manual_seed(seed)
     coarse = torch.randn([frames, 4, 4, 4], generator=generator) * 2
     return torch.nn.functional.interpolate(coarse, size=(size, size), mode="bilinear", align_corners=False)
+
+
+def pixels(image) -> torch.Tensor:
+    return torch.from_numpy(numpy.asarray(image.convert("RGB"), dtype=numpy.float32))
 
 
 def test_video_models_get_the_animated_previewer_image_models_core_s(preview, latent2rgb):
@@ -114,9 +119,9 @@ def test_client_that_asked_gets_every_frame_and_no_still(preview, latent2rgb, se
     # by a few levels (a wrong frame order or layout moves it by tens: the frames are independent)
     core = animated.inner
     for index in range(16):
-        want = torch.tensor(list(core.decode_latent_to_preview(clip[index:index + 1]).getdata()), dtype=torch.float32)
+        want = pixels(core.decode_latent_to_preview(clip[index:index + 1]))
         x, y = (index % 4) * 64, (index // 4) * 64
-        got = torch.tensor(list(sheet.crop((x, y, x + 64, y + 64)).getdata()), dtype=torch.float32)
+        got = pixels(sheet.crop((x, y, x + 64, y + 64)))
         assert (got - want).abs().mean() < 4.0, (index, (got - want).abs().mean())
     # another client's opt-in does not leak to this one
     server.client_id = "tab-2"
@@ -146,10 +151,34 @@ def test_contact_sheet_is_row_major_and_exact(preview):
 def test_large_frames_are_shrunk_small_ones_are_not_enlarged(preview):
     from PIL import Image
 
-    small = preview.clip_payload([Image.new("RGB", (64, 40))] * 2, max_size=512)
-    large = preview.clip_payload([Image.new("RGB", (1024, 576))] * 2, max_size=512)
+    small = preview.clip_payload(Image.new("RGB", (128, 40)), 2, 2, (64, 40), max_size=512)
+    large = preview.clip_payload(Image.new("RGB", (2048, 576)), 2, 2, (1024, 576), max_size=512)
     assert (small["frame_width"], small["frame_height"]) == (64, 40)
     assert (large["frame_width"], large["frame_height"]) == (512, 288)
+    assert Image.open(io.BytesIO(base64.b64decode(large["image"]))).size == (1024, 288)
+
+
+def test_latent_grid_tiles_frames_like_the_contact_sheet(preview):
+    clip = torch.arange(7 * 2 * 3 * 5, dtype=torch.float32).reshape(7, 2, 3, 5)
+    grid = preview.latent_grid(clip)
+    assert grid.shape == (1, 2, 9, 15)  # 3 x 3 tiles of 3 x 5
+    for index in range(9):
+        y, x = (index // 3) * 3, (index % 3) * 5
+        want = clip[index] if index < 7 else torch.zeros(2, 3, 5)
+        assert torch.equal(grid[0, :, y:y + 3, x:x + 5], want), index
+
+
+def test_one_call_sheet_equals_frame_by_frame_previews(preview, latent2rgb):
+    """latent2rgb is per pixel: decoding the tiled latent once gives exactly each frame's preview."""
+    import latent_preview
+
+    core = latent_preview.get_previewer("cpu", preview.VideoLatentFormat()).inner
+    clip = smooth_clip(frames=5, size=16, seed=3)
+    sheet, columns, size = preview.decode_sheet(core, clip)
+    assert (columns, size, sheet.size) == (3, (16, 16), (48, 32))
+    for index in range(5):
+        x, y = (index % 3) * 16, (index // 3) * 16
+        assert sheet.crop((x, y, x + 16, y + 16)).tobytes() == core.decode_latent_to_preview(clip[index:index + 1]).tobytes()
 
 
 def test_clients_are_remembered_up_to_capacity(preview):
@@ -163,33 +192,44 @@ def test_clients_are_remembered_up_to_capacity(preview):
 
 
 def test_animated_preview_cost_per_step(preview, latent2rgb, server):
-    """16 frames of a 64x64 latent (512x512 video): the clip costs a few ms per step.
+    """16 frames of a 64x64 latent (a 512x512 video): what the clip costs per sampling step.
 
-    Bound: 60 ms per step on a loaded 2-core CPU. A sampling step of the released 512 models at
-    that size takes seconds on a GPU-less machine and ~0.1 s on a GPU, so the clip adds under 1 %
-    on CPU; the printed median is the number to compare with core's single still.
+    The clip is one latent2rgb call on the tiled latent plus one JPEG of 256x256; core's still is one
+    call on a frame plus a JPEG of that frame enlarged to 512x512 (what its server does). Bound: the
+    clip within 3x core's still + 10 ms — the same order as what ComfyUI already spends per step on
+    a preview (both are a few ms on an idle CPU; a step of the released models at this size takes
+    seconds on CPU, ~0.1 s on a GPU). Medians of 15, measured interleaved so load hits both alike,
+    on one torch thread: on a loaded 2-core machine waking the thread pool for these tiny ops costs
+    ~60 ms per op (measured for core's own still) and would measure the machine, not the work.
     """
     import latent_preview
+    from PIL import ImageOps
 
     clip = smooth_clip(frames=16, size=64)
     preview.CLIENTS.set(server.client_id, True)
     animated = latent_preview.get_previewer("cpu", preview.VideoLatentFormat())
 
-    def median_ms(fn, repeats=15):
-        fn()  # warm-up
-        times = []
-        for _ in range(repeats):
-            began = time.perf_counter()
-            fn()
-            times.append((time.perf_counter() - began) * 1000)
-        return statistics.median(times)
+    def clip_step():
+        animated.decode_latent_to_preview_image("JPEG", clip)
 
-    clip_ms = median_ms(lambda: animated.decode_latent_to_preview_image("JPEG", clip))
+    def core_still():  # core per step: decode frame 0; its server enlarges to 512 and encodes
+        _, image, size = animated.inner.decode_latent_to_preview_image("JPEG", clip)
+        ImageOps.contain(image, (size, size)).save(io.BytesIO(), format="JPEG", quality=95)
 
-    def core_still():  # what core does per step: decode frame 0, then the server encodes the JPEG
-        _, image, _ = animated.inner.decode_latent_to_preview_image("JPEG", clip)
-        image.save(io.BytesIO(), format="JPEG", quality=95)
-
-    still_ms = median_ms(core_still)
-    print(f"\npreview per step, 16 frames of 64x64 latent: clip {clip_ms:.2f} ms, core still {still_ms:.2f} ms")
-    assert clip_ms < 60.0, clip_ms
+    times = {clip_step: [], core_still: []}
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        for fn in times:
+            fn()  # warm-up
+        for _ in range(15):
+            for fn, samples in times.items():
+                began = time.perf_counter()
+                fn()
+                samples.append((time.perf_counter() - began) * 1000)
+    finally:
+        torch.set_num_threads(threads)
+    clip_ms, still_ms = (statistics.median(samples) for samples in times.values())
+    print(f"\npreview per step, 16 frames of a 64x64 latent: clip {clip_ms:.2f} ms, core still {still_ms:.2f} ms "
+          "(one torch thread)")
+    assert clip_ms < 3 * still_ms + 10.0, (clip_ms, still_ms)
