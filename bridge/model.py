@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 
 import comfy.conds
-import comfy.latent_formats
 import comfy.model_base
 import comfy.model_sampling
 import comfy.ops
@@ -33,6 +32,7 @@ from ..models.sampling.schedule import VideoCrafterSchedule
 from ..models.unet.unet3d import DEFAULT_FPS, UNet3DConfig, VideoCrafterUNet
 from . import vocabulary as V
 from .model_checks import check_sampling_call
+from .preview import VideoLatentFormat
 
 #: Conditions core may add for other consumers (ControlNet's own text context): accepted, not used by the UNet.
 _CORE_CONDS_FOR_OTHERS = frozenset({"crossattn_controlnet"})
@@ -152,7 +152,7 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     the pack's loader detects the variant itself, from keys and shapes)."""
 
     unet_extra_config = {}
-    latent_format = comfy.latent_formats.SD15
+    latent_format = VideoLatentFormat  # SD15, batch-as-frames: previews show the whole clip (bridge/preview.py)
     memory_usage_factor = 2.0
     supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
     text_encoder_key_prefix = ["cond_stage_model."]

@@ -4,6 +4,7 @@ The math lives in ``models/``; ComfyUI internals in ``bridge/``.
 """
 from __future__ import annotations
 
+from ..bridge import preview
 from ..bridge.api import ComfyExtension, io
 from . import conditioning, guidance, image_to_video, latent_video, loaders, sampling, style
 
@@ -15,5 +16,9 @@ def all_node_classes() -> list[type[io.ComfyNode]]:
 
 
 class VideoCrafterSuiteExtension(ComfyExtension):
+    async def on_load(self) -> None:  # called by newer ComfyUI; 0.3.75 only calls get_node_list
+        preview.install()
+
     async def get_node_list(self) -> list[type[io.ComfyNode]]:
+        preview.install()  # animated clip previews (idempotent)
         return all_node_classes()
