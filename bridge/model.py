@@ -63,11 +63,13 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
             raise ValueError(f"latent batch {x.shape[0]} is not a whole number of {frames}-frame videos")
         if transformer_options and transformer_options.get(V.TEMPORAL_OFF, False):
             temporal_enabled = False
+        # FreeNoise window fusion (bridge/longvideo.py): an override for every temporal self-attention.
+        temporal_attention = (transformer_options or {}).get(V.TEMPORAL_ATTENTION)
         return super().forward(x, timesteps, context=context, fps=DEFAULT_FPS if fps is None else fps,
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
                                temporal_enabled=temporal_enabled, style_context=style_context,
                                style_scales=style_scales, style_weight=style_weight,
-                               style_scaled_logits=style_scaled_logits)
+                               style_scaled_logits=style_scaled_logits, temporal_attention=temporal_attention)
 
 
 class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):

@@ -37,6 +37,8 @@ NUM_VIDEO_FRAMES = "num_video_frames"  # frames per video of the batch-as-frames
 
 # --- transformer_options keys (per sampling call, read inside the UNet) -------------------------------------
 TEMPORAL_OFF = "videocrafter_temporal_off"  # True: skip every temporal layer (temporal guidance, image mode)
+#: FreeNoise (bridge/longvideo.py): override ``(layer, x, mask) -> out | None`` of every temporal self-attention.
+TEMPORAL_ATTENTION = "videocrafter_temporal_attention"
 
 # --- ModelPatcher attachments -------------------------------------------------------------------------------
 STYLE_ADAPTER_ATTACHMENT = "videocrafter_style_adapter"  # StyleCrafter StyleTransformer + ScaleEncoder

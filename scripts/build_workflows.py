@@ -209,6 +209,12 @@ GRAPHS = {
                                                        multi_reference=True),
 }
 
+# --- long video (FreeNoise, FIFO-Diffusion, context windows): scripts/workflows_longvideo.py -------------------
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workflows_longvideo import longvideo_graphs  # noqa: E402
+
+GRAPHS.update(longvideo_graphs(Node, LOADER_OUTPUTS, NEGATIVE_PROMPT))
+
 
 def to_api(nodes: list[Node]) -> dict:
     graph = {}

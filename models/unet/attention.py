@@ -186,11 +186,17 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, image_context: torch.Tensor | None = None,
-                image_scale: float | None = None, style: StyleInputs | None = None) -> torch.Tensor:
+                image_scale: float | None = None, style: StyleInputs | None = None,
+                attention_override=None) -> torch.Tensor:
         """``x`` [b, n, query_dim]; ``context`` [b, m, context_dim] or None (self-attention);
         ``mask`` boolean [n, m] (True = attend); ``image_context`` [b, k, context_dim] (only
         used when the layer has ``to_k_ip``); ``style`` (only used when the layer has a style
-        ``processor``)."""
+        ``processor``); ``attention_override(layer, x, mask)`` replaces self-attention when it
+        returns a tensor (e.g. FreeNoise's window fusion, models/longvideo/freenoise.py)."""
+        if attention_override is not None and context is None:
+            out = attention_override(self, x, mask)
+            if out is not None:
+                return out
         h = self.heads
         q = _split_heads(self.to_q(x), h)
         source = x if context is None else context
@@ -289,10 +295,11 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = operations.LayerNorm(dim, dtype=dtype, device=device)
         self.norm3 = operations.LayerNorm(dim, dtype=dtype, device=device)
 
-    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None, style=None):
-        x = self.attn1(self.norm1(x), mask=mask) + x
+    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None, style=None,
+                attention_override=None):
+        x = self.attn1(self.norm1(x), mask=mask, attention_override=attention_override) + x
         x = self.attn2(self.norm2(x), context, mask=mask, image_context=image_context,
-                       image_scale=image_scale, style=style) + x
+                       image_scale=image_scale, style=style, attention_override=attention_override) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -384,9 +391,10 @@ class TemporalTransformer(nn.Module):
             for _ in range(depth)])
         self.proj_out = _projection(operations, use_linear, operations.Conv1d, inner, in_channels, factory)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                attention_override=None) -> torch.Tensor:
         """``x`` [b, c, t, h, w]; ``context`` per frame [(b t), l, c'] (only used when not
-        ``only_self_att``)."""
+        ``only_self_att``); ``attention_override`` is handed to every self-attention over frames."""
         b, c, t, h, w = x.shape
         x_in = x
         x = self.norm(x)
@@ -401,7 +409,7 @@ class TemporalTransformer(nn.Module):
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         if self.only_self_att:
             for block in self.transformer_blocks:
-                x = block(x, mask=mask)
+                x = block(x, mask=mask, attention_override=attention_override)
         else:
             x = self._cross_frames(x, context, b, t, h * w)
         if self.use_linear:

@@ -112,7 +112,7 @@ class TimestepEmbedSequential(nn.Sequential):
     """
 
     def forward(self, x, emb, context=None, num_frames=None, image_context=None,
-                image_scale=None, temporal_enabled=True, style=None):
+                image_scale=None, temporal_enabled=True, style=None, temporal_attention=None):
         for layer in self:
             if isinstance(layer, TimestepBlock):
                 x = layer(x, emb, num_frames, temporal_enabled)
@@ -122,7 +122,7 @@ class TimestepEmbedSequential(nn.Sequential):
                 if temporal_enabled:
                     n, c, h, w = x.shape
                     x5 = x.reshape(n // num_frames, num_frames, c, h, w).transpose(1, 2)
-                    x = layer(x5, context).transpose(1, 2).reshape(n, c, h, w)
+                    x = layer(x5, context, attention_override=temporal_attention).transpose(1, 2).reshape(n, c, h, w)
             else:
                 x = layer(x)
         return x
@@ -231,7 +231,7 @@ class VideoCrafterUNet(nn.Module):
                 image_scale: float | None = None, temporal_enabled: bool = True,
                 style_context: torch.Tensor | None = None, style_scales: torch.Tensor | None = None,
                 style_weight: float = 1.0, style_scaled_logits: bool = True,
-                **unused) -> torch.Tensor:
+                temporal_attention=None, **unused) -> torch.Tensor:
         """Predict noise.
 
         Args:
@@ -258,6 +258,8 @@ class VideoCrafterUNet(nn.Module):
             style_weight: global style weight (``--style_weight``; 1.0 upstream).
             style_scaled_logits: True (default) scales the style logits by ``d^-0.5`` like the
                 original's xformers path; False omits it like its pure-PyTorch path (README §4.4).
+            temporal_attention: optional override ``(layer, x, mask) -> out | None`` for every
+                self-attention over frames (FreeNoise window fusion, models/longvideo/freenoise.py).
 
         Returns ``[B, C', T, H, W]`` in 5-D mode, else ``[(B·T), C', H, W]``.
         """
@@ -298,7 +300,8 @@ class VideoCrafterUNet(nn.Module):
                                 float(style_weight), bool(style_scaled_logits))
 
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
-                      image_scale=image_scale, temporal_enabled=temporal_enabled, style=style)
+                      image_scale=image_scale, temporal_enabled=temporal_enabled, style=style,
+                      temporal_attention=temporal_attention)
         skips = []
         for index, block in enumerate(self.input_blocks):
             h = block(h, emb, **kwargs)
@@ -317,9 +320,18 @@ class VideoCrafterUNet(nn.Module):
         """Time (+ fps) embedding, per frame ``[(b t), 4·mc]`` (openaimodel3d.py:535-547).
 
         Sinusoids are float32 then cast; each MLP runs on the leading dim it was given (per
-        video or per frame) and is repeated over frames afterwards, like the original.
+        video or per frame) and is repeated over frames afterwards, like the original. Per-frame
+        timesteps ``[B·T]`` (FIFO-Diffusion's diagonal windows, FIFO openaimodel3d.py:534-549) give
+        one embedding row per frame; when they are equal within every video they take the
+        per-video path, so they give the scalar result exactly.
         """
         timesteps = _as_1d(timesteps, device)
+        if t > 1 and timesteps.shape[0] == b * t:
+            per_video = timesteps.reshape(b, t)
+            if bool((per_video == per_video[:, :1]).all()):
+                # Equal per-frame timesteps (ComfyUI always passes one per frame): embed once per video
+                # so the result is the per-video path's exactly (the MLP rounds by row count).
+                timesteps = per_video[:, 0]
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(dtype))
         emb = _per_frame(emb, b, t, "timesteps")
         if hasattr(self, "fps_embedding"):
