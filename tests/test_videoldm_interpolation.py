@@ -72,26 +72,26 @@ def _run(tiny, name, denoise, latent, mask, sampler=None, steps=4, seed=3):
 @pytest.mark.parametrize("name", SAMPLERS)
 def test_keyframes_stay_exact_through_every_sampler(tiny_vc2, name, denoise):
     torch.manual_seed(0)
-    keys = torch.randn(3, 4, 8, 8)
+    keys = torch.randn(3, 4, 4, 4)
     latent, mask = assemble_keyframes(keys, 2, "linear")
-    out = _run(tiny_vc2, name, denoise, latent, mask)
+    out = _run(tiny_vc2, name, denoise, latent, mask, steps=3)
     error = (out[[0, 2, 4]] - keys).abs().max().item()
     assert error <= KEYFRAME_TOLERANCE, f"{name} denoise {denoise}: keyframes moved by {error:.2e}"
     change = (out[[1, 3, 5]] - latent[[1, 3, 5]]).abs().max().item()
     assert change > 0.05, f"{name}: in-between frames did not change"
 
 
-@pytest.mark.parametrize("name", ["euler_ancestral", "dpmpp_2m", "videocrafter_ddim"])
+@pytest.mark.parametrize("name", ["dpmpp_2m", "videocrafter_ddim"])
 def test_repaint_wrapper(tiny_vc2, name):
     from videocrafter_suite.bridge.videoldm import RePaintSampler
 
     torch.manual_seed(1)
-    latent, mask = assemble_keyframes(torch.randn(2, 4, 8, 8), 2, "slerp")
+    latent, mask = assemble_keyframes(torch.randn(2, 4, 4, 4), 2, "slerp")
     base, _ = sampler_and_sigmas(tiny_vc2[0], name, 4, 1.0)
     plain = _run(tiny_vc2, name, 1.0, latent, mask)
     same = _run(tiny_vc2, name, 1.0, latent, mask, sampler=RePaintSampler(base, jump=2, resample=1))
     assert torch.equal(plain, same), "r = 1 must be the base sampler exactly"
-    resampled = _run(tiny_vc2, name, 1.0, latent, mask, sampler=RePaintSampler(base, jump=2, resample=3))
+    resampled = _run(tiny_vc2, name, 1.0, latent, mask, sampler=RePaintSampler(base, jump=2, resample=2))
     assert (resampled[[0, 2]] - latent[[0, 2]]).abs().max() <= KEYFRAME_TOLERANCE
     assert (resampled[[1, 3]] - plain[[1, 3]]).abs().max() > 1e-3, "resampling changes the in-betweens"
 
@@ -101,7 +101,7 @@ def test_window_by_window_equals_one_clip_when_it_fits_and_holds_keyframes(tiny_
 
     model = tiny_vc2[0]
     torch.manual_seed(2)
-    keys = torch.randn(4, 4, 8, 8)
+    keys = torch.randn(4, 4, 4, 4)
     latent, mask = assemble_keyframes(keys, 2, "linear")
     sampler, sigmas = sampler_and_sigmas(model, "euler", 3, 1.0)
     calls = []

@@ -45,6 +45,17 @@ def _ramp(start: int, end: int, length: int, ramp: int) -> torch.Tensor:
     return weight
 
 
+def axis_weights(length: int, spans: list[tuple[int, int]], overlap: int) -> list[torch.Tensor]:
+    """1-D version (e.g. time chunks): one float64 weight vector per span, summing to 1 everywhere."""
+    raw = [_ramp(a, b, length, overlap) for a, b in spans]
+    total = torch.zeros(length, dtype=torch.float64)
+    for (a, b), weight in zip(spans, raw):
+        total[a:b] += weight
+    if bool((total <= 0).any()):
+        raise ValueError("the spans leave positions uncovered")
+    return [weight / total[a:b] for (a, b), weight in zip(spans, raw)]
+
+
 def blend_weights(height: int, width: int, tiles: list[Tile], overlap: int) -> list[torch.Tensor]:
     """One ``[y1−y0, x1−x0]`` float64 weight map per tile; over all tiles they sum to 1 per pixel."""
     raw = [torch.outer(_ramp(y0, y1, height, overlap), _ramp(x0, x1, width, overlap)) for y0, y1, x0, x1 in tiles]
