@@ -10,13 +10,13 @@ from ..bridge.api import io
 from ..bridge.temporal_vae import decode_clips, require_temporal
 from ..bridge.videoldm import RePaintSampler, extend_by_prediction, latent_tile_size, sample_keyframe_windows, \
     tiled_redenoise
+from ..bridge.vocabulary import FPS
+from ..models.unet.unet3d import DEFAULT_FPS
 from ..models.videoldm.interpolation import FACTORS, INIT_MODES, assemble_keyframes
 from ..models.videoldm.prediction import BLENDS
 from .common import CATEGORY, MAX_FRAMES, InputError
 
 GROUP = f"{CATEGORY}/videoldm"
-FPS_KEY = "fps"  # the pack's frame-rate CONDITIONING key (bridge/model.py extra_conds)
-DEFAULT_FPS = 16  # what the UNet assumes when no fps is set
 
 SAMPLING_INPUTS = [
     io.Noise.Input("noise", tooltip="NOISE (RandomNoise or VideoCrafter Noise); drawn once for the whole clip."),
@@ -129,7 +129,7 @@ def scale_fps(conditioning, factor: int):
     out = []
     for embedding, options in conditioning:
         options = dict(options)
-        options[FPS_KEY] = int(options.get(FPS_KEY, DEFAULT_FPS)) * factor
+        options[FPS] = int(options.get(FPS, DEFAULT_FPS)) * factor
         out.append([embedding, options])
     return out
 

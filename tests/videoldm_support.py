@@ -11,8 +11,8 @@ SAMPLERS = ("euler", "euler_ancestral", "dpmpp_2m", "ddim", "videocrafter_ddim")
 def tiny_vc2(comfy_path, reference_dir):
     """(MODEL, text embedding, empty-prompt embedding) of the tiny VC2 fixture."""
     from videocrafter_suite.bridge.checkpoint import build_model
-    from videocrafter_suite.models.checkpoint_layout import VARIANTS
-    from videocrafter_suite.models.schedule import VC2_512
+    from videocrafter_suite.models.checkpoints.layout import VARIANTS
+    from videocrafter_suite.models.sampling.schedule import VC2_512
 
     weights = load_file(reference_dir / "fixtures" / "t2v_tiny_vc2style.weights.safetensors")
     state = {k: v.float() for k, v in weights.items()}
@@ -57,3 +57,34 @@ class SeededNoise:
         import comfy.sample
 
         return comfy.sample.prepare_noise(latent["samples"], self.seed)
+
+
+def random_temporal_vae(seed=0):
+    """A core ``comfy.sd.VAE`` with the SGM temporal decoder (Stable Video Diffusion's), random weights.
+
+    Core detects the layout by ``decoder.mid.block_1.mix_factor`` and builds its own
+    ``temporal_ae.VideoDecoder``; its layers skip weight init, so the weights are drawn here
+    (N(0, 1/fan_in) for matrices and kernels, small biases, norms near 1, mix factors 0 → α = 0.5).
+    """
+    import comfy.sd
+
+    vae = comfy.sd.VAE(sd={"decoder.mid.block_1.mix_factor": torch.zeros(1)})
+    generator = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for name, parameter in vae.first_stage_model.named_parameters():
+            noise = torch.randn(parameter.shape, generator=generator)
+            if name.endswith("mix_factor"):
+                parameter.zero_()
+            elif parameter.ndim > 1:
+                parameter.copy_(noise * parameter[0].numel() ** -0.5)
+            elif "norm" in name and name.endswith("weight"):
+                parameter.copy_(1.0 + 0.05 * noise)
+            else:
+                parameter.copy_(0.02 * noise)
+    return vae
+
+
+def temporal_vae_decoder_state(vae):
+    """The decoder's weights in the SGM layout a VAE file has (what core VAELoader reads)."""
+    return {k: v.detach().clone().contiguous() for k, v in vae.first_stage_model.state_dict().items()
+            if k.startswith("decoder.")}
