@@ -55,10 +55,10 @@ def test_long_video_by_prediction(comfy_server, tiny_files):
 
 
 def test_temporal_upscale_fps_x4_and_spatial_x2_in_tiles(comfy_server, tiny_files):
-    graph = tiny("videoldm_temporal_upscale", tiny_files, frames=2)
-    graph[node_of(graph, "VideoCrafterTiledRedenoise")]["inputs"].update(tile_width=64, tile_height=48, overlap=16)
+    graph = tiny("videoldm_temporal_upscale", tiny_files, frames=1)  # 1 keyframe → 4 frames, then 2×2 tiles
+    graph[node_of(graph, "VideoCrafterTiledRedenoise")]["inputs"].update(tile_width=96, tile_height=64, overlap=16)
     info = video_of(comfy_server, comfy_server.run(graph))
-    assert (info.frame_count, info.width, info.height) == (8, 2 * TINY_SIZE["width"], 2 * TINY_SIZE["height"])
+    assert (info.frame_count, info.width, info.height) == (4, 2 * TINY_SIZE["width"], 2 * TINY_SIZE["height"])
 
 
 def test_temporal_vae_decode(comfy_server, tiny_files):
