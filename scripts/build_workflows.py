@@ -216,6 +216,109 @@ from workflows_longvideo import longvideo_graphs  # noqa: E402
 GRAPHS.update(longvideo_graphs(Node, LOADER_OUTPUTS, NEGATIVE_PROMPT))
 
 
+# ----------------------------------------------------------------------------------------------------------------
+# VideoLDM blocks (docs/videoldm.md): keyframe interpolation, long video by prediction, temporal upscaling,
+# temporal VAE decode. Each starts from the VC2 T2V graph's first ten nodes (loader … SamplerCustomAdvanced).
+VIDEOLDM_CKPT = "videocrafter2_t2v_512.safetensors"
+SVD_TEMPORAL_VAE = "svd_temporal_decoder_vae.safetensors"
+
+
+def _videoldm_head(prompt: str, fps: int, frames: int) -> list[Node]:
+    nodes = _t2v_graph(VIDEOLDM_CKPT, 512, 320, prompt, fps, "")[:10]
+    nodes[8].widgets = [("width", 512), ("height", 320), ("frames", frames)]
+    return nodes
+
+
+def _video_tail(first_id: int, images: tuple, fps: float, prefix: str, x: int) -> list[Node]:
+    return [Node(first_id, "CreateVideo", "Frames to video", (x, 200), [("fps", fps)],
+                 {"images": images}, [("VIDEO", "VIDEO")]),
+            Node(first_id + 1, "SaveVideo", "Save video", (x + 340, 200),
+                 [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")],
+                 {"video": (first_id, 0, "VIDEO")})]
+
+
+def _interpolation_nodes(first_id: int, keyframes: tuple, factor: int, x: int) -> list[Node]:
+    """Keyframes → ×factor latent with noise_mask, fps ×factor, RePaint around the DDIM, windowed sampling."""
+    i = first_id
+    return [
+        Node(i, "VideoCrafterKeyframeInterpolation", f"Keyframes ×{factor} (VideoLDM §3.3)", (x, 40),
+             [("factor", factor), ("init", "linear")], {"keyframes": keyframes}, [("LATENT", "LATENT")]),
+        Node(i + 1, "VideoCrafterFrameRateScale", f"fps ×{factor}", (x, 260), [("factor", factor)],
+             {"positive": (4, 0, "CONDITIONING"), "negative": (4, 1, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(i + 2, "CFGGuider", "CFG 12 at the new frame rate", (x + 340, 260), [("cfg", 12.0)],
+             {"model": (1, 0, "MODEL"), "positive": (i + 1, 0, "CONDITIONING"),
+              "negative": (i + 1, 1, "CONDITIONING")}, [("GUIDER", "GUIDER")]),
+        Node(i + 3, "VideoCrafterRePaintSampler", "RePaint (j 2, r 2) around DDIM", (x + 340, 440),
+             [("jump", 2), ("resample", 2)], {"sampler": (7, 0, "SAMPLER")}, [("SAMPLER", "SAMPLER")]),
+        Node(i + 4, "VideoCrafterKeyframeSampler", "Fill in between (16-frame windows)", (x + 680, 200),
+             [("window_frames", 16)],
+             {"noise": (6, 0, "NOISE"), "guider": (i + 2, 0, "GUIDER"), "sampler": (i + 3, 0, "SAMPLER"),
+              "sigmas": (8, 0, "SIGMAS"), "latent_image": (i, 0, "LATENT")}, [("LATENT", "LATENT")]),
+    ]
+
+
+def _videoldm_interpolation_graph() -> list[Node]:
+    """4 keyframes at fps 7 → ×4 = 16 frames at fps 28."""
+    nodes = _videoldm_head("A hot air balloon rising over a valley at dawn", 7, 4)
+    nodes += _interpolation_nodes(11, (10, 0, "LATENT"), 4, 1860)
+    nodes.append(Node(16, "VAEDecode", "Decode frames", (2900, 200), [],
+                      {"samples": (15, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]))
+    return nodes + _video_tail(17, (16, 0, "IMAGE"), 28.0, "videocrafter/videoldm_interpolation", 3240)
+
+
+def _videoldm_prediction_graph() -> list[Node]:
+    """16 frames, then 4 segments of 16 frames each predicted from the last 4: 16 + 4·12 = 64 frames."""
+    nodes = _videoldm_head("A red kite flying over the sea, steady camera", 28, 16)
+    nodes += [
+        Node(11, "VideoCrafterExtendByPrediction", "Extend by prediction (VideoLDM §3.2)", (1860, 200),
+             [("segments", 4), ("segment_frames", 16), ("context_frames", 4), ("blend", "hold")],
+             {"noise": (6, 0, "NOISE"), "guider": (5, 0, "GUIDER"), "sampler": (7, 0, "SAMPLER"),
+              "sigmas": (8, 0, "SIGMAS"), "latent_image": (10, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(12, "VAEDecode", "Decode frames", (2200, 200), [],
+             {"samples": (11, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(13, (12, 0, "IMAGE"), 10.0, "videocrafter/videoldm_long_video", 2540)
+
+
+def _videoldm_upscale_graph() -> list[Node]:
+    """16 frames at fps 7 → fps ×4 (64 frames, fps 28) → spatial ×2, re-denoised in tiles (denoise 0.5)."""
+    nodes = _videoldm_head("Waves breaking on a rocky shore, aerial view", 7, 16)
+    nodes += _interpolation_nodes(11, (10, 0, "LATENT"), 4, 1860)
+    nodes += [
+        Node(16, "LatentUpscaleBy", "Spatial ×2", (2900, 40), [("upscale_method", "bilinear"), ("scale_by", 2.0)],
+             {"samples": (15, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(17, "VideoCrafterDDIMSigmas", "DDIM 50 steps, denoise 0.5", (2900, 260),
+             [("steps", 50), ("denoise", 0.5)], {"model": (1, 0, "MODEL")}, [("SIGMAS", "SIGMAS")]),
+        Node(18, "VideoCrafterTiledRedenoise", "Re-denoise in tiles (patch-wise upsampler)", (3240, 200),
+             [("tile_width", 512), ("tile_height", 320), ("overlap", 64)],
+             {"noise": (6, 0, "NOISE"), "guider": (13, 0, "GUIDER"), "sampler": (7, 0, "SAMPLER"),
+              "sigmas": (17, 0, "SIGMAS"), "latent_image": (16, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(19, "VAEDecode", "Decode frames", (3580, 200), [],
+             {"samples": (18, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(20, (19, 0, "IMAGE"), 28.0, "videocrafter/videoldm_temporal_upscale", 3920)
+
+
+def _videoldm_temporal_vae_graph() -> list[Node]:
+    """VC2 T2V 16 frames decoded as one clip by the Stable Video Diffusion temporal decoder (VideoLDM §3.1.1)."""
+    nodes = _videoldm_head("A hummingbird hovering at a flower, slow motion", 28, 16)
+    nodes += [
+        Node(11, "VAELoader", "SVD temporal-decoder VAE (SGM layout)", (1520, 520), [("vae_name", SVD_TEMPORAL_VAE)],
+             outputs=[("VAE", "VAE")]),
+        Node(12, "VideoCrafterTemporalVAEDecode", "Decode as one clip (temporal decoder)", (1860, 200),
+             [("frames_per_clip", 0), ("chunk_frames", 0), ("chunk_overlap", 4)],
+             {"samples": (10, 0, "LATENT"), "vae": (11, 0, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(13, (12, 0, "IMAGE"), 10.0, "videocrafter/videoldm_temporal_vae", 2200)
+
+
+GRAPHS.update({
+    "videoldm_keyframe_interpolation": _videoldm_interpolation_graph(),
+    "videoldm_long_video_prediction": _videoldm_prediction_graph(),
+    "videoldm_temporal_upscale": _videoldm_upscale_graph(),
+    "videoldm_temporal_vae_decode": _videoldm_temporal_vae_graph(),
+})
+# ------------------------------------------------------------------------------------------ end of VideoLDM block
+
+
 def to_api(nodes: list[Node]) -> dict:
     graph = {}
     for node in nodes:
