@@ -32,6 +32,7 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
+from tests.parity.unet_fixtures import _hooks as unet_hooks
 from tests.parity.sampler_fixtures import _DDIM_NAMES, _check_noise, _check_steps, _exact, _failed, _parse_eta, \
     _run_arrays
 from videocrafter_suite.models.sampling import ddim as D
@@ -84,32 +85,19 @@ def load_unet(kwargs: dict, weights: dict, dtype=torch.float32) -> VideoCrafterU
     return model.eval()
 
 
-def _hooks(model, names, store):
-    """Forward hooks for ``mid/<tag>/<name>`` (names as the config's ``mid/<tag>/*`` description)."""
-    handles = []
-    for name in names:
-        if name == "t_emb_sinusoid":
-            handles.append(model.time_embed.register_forward_pre_hook(
-                lambda m, a, name=name: store.__setitem__(name, a[0].detach().clone())))
-            continue
-        path = {"time_embed_out": "time_embed"}.get(name, name.replace("_temporal_transformer", ""))
-        try:
-            module = model.get_submodule(path)
-        except AttributeError:
-            continue
-        handles.append(module.register_forward_hook(
-            lambda m, a, out, name=name: store.__setitem__(name, out.detach().clone())))
-    return handles
-
-
 def _run(model, x, t, ctx, mids, store):
-    handles = _hooks(model, mids, store)
+    """Run under ``inference_mode`` with the unet checker's hooks; ``<path>_temporal_transformer`` names the
+    output of the TemporalTransformer at ``<path>``."""
+    paths = {name: name.replace("_temporal_transformer", "") for name in mids}
+    raw: dict = {}
+    handles = unet_hooks(model, sorted(set(paths.values())), raw)
     try:
         with torch.inference_mode():
             return model(x, t, ctx)
     finally:
         for handle in handles:
             handle.remove()
+        store.update({name: raw[path] for name, path in paths.items() if path in raw})
 
 
 def _check_unet(fx: str, config: dict, config_path: Path) -> list[Comparison]:
