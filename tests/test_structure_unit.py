@@ -126,3 +126,30 @@ def test_makeyourvideo_detected_from_keys_not_names():
               for k, v in state.items()}  # the unreleased non-spatial layout
     with pytest.raises(ValueError, match=r"expected conv.0-3 with a \(1,3,3\)"):
         detect_unet_config(broken)
+
+
+def test_depth_node_model_grid_then_structure_is_the_original_chain(reference_dir):
+    """MiDaS DPT (the depth helper's ``models/depth/dpt*``) → depth IMAGE on the model grid → this structure path
+    equals the original ``get_batch_depth`` (``myv_depth_tiny``). Tolerance: twice the reference's own float32
+    error on this output (its config records max |f64 − f32|), since both sides round independently."""
+    import json
+
+    from safetensors.torch import load_file
+
+    dpt = pytest.importorskip("videocrafter_suite.models.depth.dpt")
+    run = pytest.importorskip("videocrafter_suite.models.depth.dpt_run")
+    folder = reference_dir / "makeyourvideo" / "fixtures"
+    config = json.loads((folder / "myv_depth_tiny.config.json").read_text())
+    prefix = "depth_stage_model.model."
+    weights = {k[len(prefix):]: v.float() for k, v in load_file(folder / "myv_depth_tiny.weights.safetensors").items()}
+    model = dpt.DPTDepthModel(dpt.DPTConfig.from_state_dict(
+        weights, num_heads=config["reduced_architecture"]["tiny"]["vit_num_heads"]))
+    model.load_state_dict(weights, strict=True)
+    io = load_file(folder / "myv_depth_tiny.io.safetensors")
+    expected = io["out/depth_latent_norm_f32"][0, 0][:, None]
+    with torch.inference_mode():
+        inverse = run.estimate_inverse_depth(model.eval(), io["in/video"][0].transpose(0, 1))
+    image = run.depth_to_unit_range(inverse).movedim(1, -1).expand(-1, -1, -1, 3)  # the node's "model grid" IMAGE
+    ours = depth_structure(depth_image_to_map(image), tuple(expected.shape[-2:]))
+    tolerance = 2 * config["stats"]["max_abs_depth_latent_norm_f64_minus_f32"]
+    assert float((ours - expected).abs().max()) <= tolerance
