@@ -11,6 +11,7 @@ import numpy as np
 import pytest
 from safetensors.torch import save_file
 
+from tests.pack import PACK_ROOT
 from tests.server import ExecutionFailed
 from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
 
@@ -46,6 +47,7 @@ def myv_setup(comfy_server):
     comfy_server.input_dir.mkdir(parents=True, exist_ok=True)
     write_clip(comfy_server.input_dir / CLIP)
     has_dpt = bool(comfy_server.object_info("VideoCrafterDepthEstimator"))
+    assert has_dpt == (PACK_ROOT / "nodes" / "depth_estimation.py").is_file(), "the pack's depth nodes did not load"
     if has_dpt:
         from videocrafter_suite.devkit.tiny_dpt import save_tiny_dpt
 

@@ -138,7 +138,7 @@ def detect_variant(shapes: Mapping) -> VariantInfo:
         raise CheckpointLayoutError(
             f"the UNet in this file has no temporal layers ({_describe(keys)}); it looks like an image model "
             "(e.g. Stable Diffusion 1.x/2.x). Load it with ComfyUI's own checkpoint loader; this loader expects a "
-            "VideoCrafter1/2 video checkpoint (VC1-1024, VC1-512, VC2-512 or VC1-I2V-512).")
+            "VideoCrafter1/2 video checkpoint (VC1-1024, VC1-512, VC2-512, VC1-I2V-512 or Make-Your-Video).")
     if any(".to_k_ip." in k for k in unet_keys):
         name = "vc1_i2v_512"
     elif any(".temopral_conv.conv_last." in k for k in unet_keys):
