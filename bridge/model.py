@@ -33,6 +33,7 @@ from ..models.unet.unet3d import DEFAULT_FPS, UNet3DConfig, VideoCrafterUNet
 from . import vocabulary as V
 from .model_checks import check_sampling_call
 from .preview import VideoLatentFormat
+from .structure import structure_concat
 
 #: Conditions core may add for other consumers (ControlNet's own text context): accepted, not used by the UNet.
 _CORE_CONDS_FOR_OTHERS = frozenset({"crossattn_controlnet"})
@@ -137,6 +138,9 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
         image_context = kwargs.get(V.IMAGE_CONTEXT, None)
         if image_context is not None:
             out[V.UNET_INPUT_OF[V.IMAGE_CONTEXT]] = comfy.conds.CONDRegular(image_context)
+        structure = structure_concat(self.model_config.unet_config_object, kwargs.get(V.STRUCTURE_DEPTH, None), noise)
+        if structure is not None:  # Make-Your-Video depth channel (bridge/structure.py)
+            out[V.CONCAT_INPUT] = structure
         style_context = kwargs.get(V.STYLE_CONTEXT, None)
         if style_context is not None:  # StyleCrafter (bridge/style.py)
             out[V.UNET_INPUT_OF[V.STYLE_CONTEXT]] = comfy.conds.CONDRegular(style_context)

@@ -6,7 +6,7 @@ from __future__ import annotations
 
 from ..bridge import preview
 from ..bridge.api import ComfyExtension, io
-from . import conditioning, guidance, image_to_video, latent_video, loaders, longvideo, sampling, style, videoldm
+from . import conditioning, guidance, image_to_video, latent_video, loaders, longvideo, sampling, structure, style, videoldm
 
 
 def all_node_classes() -> list[type[io.ComfyNode]]:
@@ -15,6 +15,7 @@ def all_node_classes() -> list[type[io.ComfyNode]]:
         *loaders.NODES,
         *conditioning.NODES,
         *image_to_video.NODES,
+        *structure.NODES,
         *latent_video.NODES,
         *sampling.NODES,
         *style.NODES,

@@ -24,8 +24,8 @@ class VideoCrafterCheckpointLoader(io.ComfyNode):
             description="Loads a released VideoCrafter1/2 checkpoint (model.ckpt or a .safetensors of it) as a "
                         "native MODEL, the OpenCLIP-H text encoder as CLIP, and the SD VAE; a VideoCrafter1 I2V "
                         "checkpoint also gives its OpenCLIP ViT-H image encoder as CLIP_VISION (None otherwise). "
-                        "The variant (VC2-512, VC1-1024, VC1-512, VC1-I2V-512) is detected from the weights, never "
-                        "from the file name.",
+                        "The variant (VC2-512, VC1-1024, VC1-512, VC1-I2V-512, Make-Your-Video depth 256) is "
+                        "detected from the weights, never from the file name.",
             inputs=[io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
                                    tooltip="A VideoCrafter checkpoint in models/checkpoints. .ckpt files are read "
                                            "weights-only (pickled code is refused); .safetensors is preferred.")],

@@ -319,6 +319,81 @@ GRAPHS.update({
 # ------------------------------------------------------------------------------------------ end of VideoLDM block
 
 
+# ---------------------------------------------------------------------------------------------------------------
+# Structure-guided video (Make-Your-Video, Gen-1's structure input): docs/structure.md
+MYV_CKPT = "makeyourvideo_256.safetensors"
+MYV_DEPTH_MODEL = "dpt_hybrid-midas-501f0c75.pt"
+
+
+def _myv_graph(clip: str, prompt: str, prefix: str, *, latent_init: bool) -> list[Node]:
+    """Make-Your-Video video re-rendering as scripts/run.sh: 16 frames every 2nd, 256x256, MiDaS DPT-Hybrid depth
+    (384x384 model grid, then resized to the latent size as the original), the same depth on positive and negative,
+    cfg 7.5, DDIM 50 steps, eta 1.0, seed 123, saved at 8 fps. ``latent_init``: start from the VAE-encoded clip
+    at denoise 0.7 instead of pure noise (closer to the source; not in the original)."""
+    nodes = [
+        Node(1, "VideoCrafterCheckpointLoader", "Load Make-Your-Video (model.ckpt as safetensors)", (40, 40),
+             [("ckpt_name", MYV_CKPT)], outputs=LOADER_OUTPUTS),
+        Node(2, "LoadVideo", "Your clip", (40, 420), [("file", clip)], outputs=[("VIDEO", "VIDEO")]),
+        Node(3, "GetVideoComponents", "Clip frames", (360, 420), [], {"video": (2, 0, "VIDEO")},
+             [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
+        Node(4, "VideoCrafterSampleClip", "16 frames, stride 2, 256x256 (as the original)", (680, 420),
+             [("frames", 16), ("frame_stride", 2), ("width", 256), ("height", 256), ("resize", "squash (original)")],
+             {"images": (3, 0, "IMAGE")}, [("frames", "IMAGE")]),
+        Node(5, "VideoCrafterDepthModelLoader", "MiDaS DPT-Hybrid (Make-Your-Video's estimator)", (680, 640),
+             [("model_name", MYV_DEPTH_MODEL)], outputs=[("depth_model", "DEPTH_MODEL")]),
+        Node(6, "VideoCrafterDepthEstimator", "Depth of every frame", (1020, 520),
+             [("batch_size", 4), ("resolution", 384), ("output_size", "model grid")],
+             {"depth_model": (5, 0, "DEPTH_MODEL"), "images": (4, 0, "IMAGE")}, [("depth", "IMAGE")]),
+        Node(7, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(8, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 220),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+    ]
+    if latent_init:
+        nodes.append(Node(9, "VAEEncode", "Encode the clip (latent init)", (1020, 760), [],
+                          {"pixels": (4, 0, "IMAGE"), "vae": (1, 2, "VAE")}, [("LATENT", "LATENT")]))
+    else:
+        nodes.append(Node(9, "VideoCrafterEmptyVideoLatent", "Video latent 256x256x16", (1020, 760),
+                          [("width", 256), ("height", 256), ("frames", 16)], outputs=[("LATENT", "LATENT")]))
+    nodes += [
+        Node(10, "VideoCrafterStructureConditioning", "Depth structure on positive AND negative", (1360, 300),
+             [("structure_blur", 0), ("clip_normalise", False)],
+             {"model": (1, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"), "negative": (8, 0, "CONDITIONING"),
+              "depth": (6, 0, "IMAGE"), "latent": (9, 0, "LATENT")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(11, "CFGGuider", "CFG 7.5 (original default)", (1720, 40), [("cfg", 7.5)],
+             {"model": (1, 0, "MODEL"), "positive": (10, 0, "CONDITIONING"), "negative": (10, 1, "CONDITIONING")},
+             [("GUIDER", "GUIDER")]),
+        Node(12, "VideoCrafterNoise", "Noise (original seed order)", (1720, 200), [("noise_seed", 123)],
+             outputs=[("NOISE", "NOISE")], seed_control="fixed"),
+        Node(13, "VideoCrafterDDIMSampler", "DDIM (eta 1.0)", (1720, 330), [("eta", 1.0)],
+             outputs=[("SAMPLER", "SAMPLER")]),
+        Node(14, "VideoCrafterDDIMSigmas", "DDIM 50 steps" + (", denoise 0.7" if latent_init else ""), (1720, 440),
+             [("steps", 50), ("denoise", 0.7 if latent_init else 1.0)], {"model": (1, 0, "MODEL")},
+             [("SIGMAS", "SIGMAS")]),
+        Node(15, "SamplerCustomAdvanced", "Sample", (2080, 200), [],
+             {"noise": (12, 0, "NOISE"), "guider": (11, 0, "GUIDER"), "sampler": (13, 0, "SAMPLER"),
+              "sigmas": (14, 0, "SIGMAS"), "latent_image": (9, 0, "LATENT")},
+             [("output", "LATENT"), ("denoised_output", "LATENT")]),
+        Node(16, "VAEDecode", "Decode frames", (2420, 200), [],
+             {"samples": (15, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(17, "CreateVideo", "Frames to video (8 fps, as the original saves)", (2760, 200), [("fps", 8.0)],
+             {"images": (16, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(18, "SaveVideo", "Save video", (3100, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (17, 0, "VIDEO")}),
+    ]
+    return nodes
+
+
+STRUCTURE_GRAPHS = {
+    "makeyourvideo_depth_v2v": _myv_graph("input_clip.mp4", "a tiger walking in the snow, high quality",
+                                          "videocrafter/makeyourvideo", latent_init=False),
+    "makeyourvideo_depth_v2v_latent_init": _myv_graph("input_clip.mp4", "a tiger walking in the snow, high quality",
+                                                      "videocrafter/makeyourvideo_init", latent_init=True),
+}
+GRAPHS.update(STRUCTURE_GRAPHS)
+
+
 def to_api(nodes: list[Node]) -> dict:
     graph = {}
     for node in nodes:

@@ -34,8 +34,7 @@ DEFAULT_FPS = 16
 _IGNORED_UPSTREAM = {"use_checkpoint", "use_fp16", "conv_resample", "dims"}
 # Upstream kwargs whose non-default values this implementation does not support.
 _UNSUPPORTED_UPSTREAM = {"use_scale_shift_norm": False, "resblock_updown": False,
-                         "tempspatial_aware": False, "num_heads": -1, "dims": 2,
-                         "conv_resample": True}
+                         "num_heads": -1, "dims": 2, "conv_resample": True, "real_3dconv": False}
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,11 @@ class UNet3DConfig:
     use_image_attention: bool = False
     image_cross_attention_scale: float = 1.0
     dropout: float = 0.0
+    # Make-Your-Video (makeyourvideo/README.md §3): its spatial-aware temporal conv layout
+    # (``temopral_conv.conv.0-3`` + ``conv_last``) and its 16-frame sliding causal window
+    # (``causal_block_size`` set; None = VideoCrafter's plain lower-triangular causal mask).
+    tempspatial_aware: bool = False
+    causal_block_size: int | None = None
 
     def __post_init__(self):
         # A set upstream (only ``ds in attention_resolutions`` is asked): keep it sorted.
@@ -86,7 +90,8 @@ class UNet3DConfig:
 
         Training-only switches (``use_checkpoint``, ``use_fp16``) are ignored; switches whose
         non-default value this implementation lacks (``use_scale_shift_norm``,
-        ``resblock_updown``, ``tempspatial_aware``, ``num_heads``) raise ``ValueError``.
+        ``resblock_updown``, ``real_3dconv``, ``num_heads``) raise ``ValueError``. Make-Your-Video's
+        ``tempspatial_aware`` and ``causal_block_size`` are fields.
         Upstream defaults apply to absent keys (e.g. ``use_relative_position=True``).
         """
         known = {f.name for f in fields(cls)}
@@ -163,7 +168,7 @@ class VideoCrafterUNet(nn.Module):
 
         def res(ch_in, ch_out=None):
             return ResBlock(ch_in, emb_dim, cfg.dropout, ch_out, use_temporal_conv=cfg.temporal_conv,
-                            operations=ops, **factory)
+                            tempspatial_aware=cfg.tempspatial_aware, operations=ops, **factory)
 
         def attention(ch):
             heads = ch // cfg.num_head_channels
@@ -223,6 +228,7 @@ class VideoCrafterUNet(nn.Module):
         return TemporalTransformer(ch, heads, d_head, depth, cfg.dropout, cfg.context_dim,
                                    use_linear, only_self_att=cfg.temporal_selfatt_only,
                                    causal_attention=cfg.use_causal_attention,
+                                   causal_block_size=cfg.causal_block_size,
                                    relative_position=cfg.use_relative_position,
                                    temporal_length=cfg.temporal_length, operations=ops, **factory)
 
