@@ -5,13 +5,13 @@ The math lives in ``models/``; ComfyUI internals in ``bridge/``.
 from __future__ import annotations
 
 from ..bridge.api import ComfyExtension, io
-from . import conditioning, guidance, image_to_video, latent_video, loaders, sampling, style
+from . import conditioning, depth_estimation, guidance, image_to_video, latent_video, loaders, sampling, style
 
 
 def all_node_classes() -> list[type[io.ComfyNode]]:
     """Every node the pack registers, in menu order."""
     return [*loaders.NODES, *conditioning.NODES, *image_to_video.NODES, *latent_video.NODES, *sampling.NODES,
-            *style.NODES, *guidance.NODES]
+            *style.NODES, *guidance.NODES, *depth_estimation.NODES]
 
 
 class VideoCrafterSuiteExtension(ComfyExtension):

@@ -67,6 +67,8 @@ class DPTConfig:
     def __post_init__(self):
         if self.backbone not in HOOKS:
             raise DPTLayoutError(f"unknown DPT backbone {self.backbone!r}; expected {HYBRID!r} or {LARGE!r}")
+        if self.num_heads < 1 or self.embed_dim % self.num_heads:
+            raise DPTLayoutError(f"ViT width {self.embed_dim} is not divisible by num_heads={self.num_heads}")
         if len(self.hooks) != 4 or max(self.hooks) >= self.depth:
             raise DPTLayoutError(f"hooks {self.hooks} do not fit a {self.depth}-block ViT")
 
