@@ -104,16 +104,20 @@ class DepthModel:
 
     @property
     def network(self) -> torch.nn.Module:
-        return self.patcher.model
+        return self.patcher.model.network
 
-    def inverse_depth(self, frames: torch.Tensor) -> torch.Tensor:
-        """IMAGE frames ``[N, H, W, 3]`` in [0, 1] → relative inverse depth ``[N, 1, h, w]`` (near = large)."""
+    def inverse_depth(self, frames: torch.Tensor, net_size: int = NET_SIZE) -> torch.Tensor:
+        """IMAGE frames ``[N, H, W, 3]`` in [0, 1] → relative inverse depth ``[N, 1, h, w]`` (near = large).
+
+        MiDaS runs at ``net_size``² (384 = Make-Your-Video and the models' training size; MiDaS
+        accepts any multiple of 32, the position table is resized); transformers models use their
+        own image processor's size."""
         device = self.patcher.load_device
         dtype = next(self.network.parameters()).dtype
         x = frames.movedim(-1, 1).to(device=device, dtype=dtype)
         if self.kind == "midas":
             # [0, 1] → [-1, 1]: inference_videorerendering.py:86-87 (= MiDaS NormalizeImage(0.5, 0.5)).
-            return estimate_inverse_depth(self.network, (x - 0.5) * 2.0, NET_SIZE).float()
+            return estimate_inverse_depth(self.network, (x - 0.5) * 2.0, net_size).float()
         inputs = self.processor(images=list(x.float().cpu()), return_tensors="pt", do_rescale=False)
         with torch.no_grad():
             depth = self.network(pixel_values=inputs["pixel_values"].to(device=device, dtype=dtype)).predicted_depth
@@ -167,9 +171,19 @@ def _has_safetensors(folder: str) -> bool:
     return any(f.endswith(".safetensors") for f in os.listdir(folder))
 
 
+class _Holder(torch.nn.Module):
+    """Plain container the ModelPatcher manages (it sets attributes such as ``device`` on its model,
+    which transformers models expose as read-only properties)."""
+
+    def __init__(self, network: torch.nn.Module):
+        super().__init__()
+        self.network = network
+
+
 def _patcher(network: torch.nn.Module) -> comfy.model_patcher.ModelPatcher:
     offload = comfy.model_management.unet_offload_device()
-    return comfy.model_patcher.ModelPatcher(network.to(offload), load_device=comfy.model_management.get_torch_device(),
+    return comfy.model_patcher.ModelPatcher(_Holder(network.to(offload)),
+                                            load_device=comfy.model_management.get_torch_device(),
                                             offload_device=offload)
 
 
@@ -181,11 +195,11 @@ def load_depth_model(choice: str) -> DepthModel:
 
 
 def estimate_depth_images(model: DepthModel, images: torch.Tensor, *, chunk_size: int = 4,
-                          model_grid: bool = False) -> torch.Tensor:
+                          model_grid: bool = False, net_size: int = NET_SIZE) -> torch.Tensor:
     """IMAGE ``[T, H, W, C]`` → depth IMAGE ``[T, h, w, 3]`` in [0, 1], near = bright, per frame.
 
     The size is the input's ``(H, W)``, or with ``model_grid`` the estimator's own output grid
-    (384×384 for MiDaS: no resize at all after the DPT, Make-Your-Video's step-3 map). Frames run in chunks of ``chunk_size``, one
+    (``net_size``² for MiDaS: no resize at all after the DPT, Make-Your-Video's step-3 map). Frames run in chunks of ``chunk_size``, one
     progress-bar step per chunk; an interrupt is honoured between chunks.
     """
     if not isinstance(images, torch.Tensor) or images.ndim != 4 or images.shape[-1] not in (1, 3, 4):
@@ -194,6 +208,8 @@ def estimate_depth_images(model: DepthModel, images: torch.Tensor, *, chunk_size
     if images.shape[-1] == 1:
         images = images.expand(-1, -1, -1, 3)
     images = images[..., :3]
+    if net_size < 32 or net_size % 32:
+        raise ValueError(f"resolution {net_size} must be a positive multiple of 32 (MiDaS's DPT needs it)")
     size = None if model_grid else tuple(images.shape[1:3])
     comfy.model_management.load_model_gpu(model.patcher)
     chunks = range(0, images.shape[0], max(int(chunk_size), 1))
@@ -202,7 +218,7 @@ def estimate_depth_images(model: DepthModel, images: torch.Tensor, *, chunk_size
     for start in chunks:
         comfy.model_management.throw_exception_if_processing_interrupted()
         frames = images[start:start + max(int(chunk_size), 1)]
-        depth = depth_to_unit_range(model.inverse_depth(frames), size)
+        depth = depth_to_unit_range(model.inverse_depth(frames, net_size), size)
         out.append(depth.to(comfy.model_management.intermediate_device(), torch.float32))
         progress.update(1)
     depth = torch.cat(out, dim=0).clamp_(0.0, 1.0)

@@ -10,7 +10,7 @@ from .common import CATEGORY, InputError
 register_folder()
 DepthModel = io.Custom("DEPTH_MODEL")
 SIZE_INPUT = "input size"
-SIZE_NET = f"model grid ({NET_SIZE}x{NET_SIZE} for MiDaS)"
+SIZE_NET = "model grid"
 
 
 class DepthModelLoader(io.ComfyNode):
@@ -57,22 +57,30 @@ class DepthEstimator(io.ComfyNode):
                                                      "Get Video Components); each frame gets its own depth map."),
                     io.Int.Input("batch_size", default=4, min=1, max=64,
                                  tooltip="Frames per forward pass: higher is faster, lower needs less memory."),
+                    io.Int.Input("resolution", default=NET_SIZE, min=64, max=2048, step=32,
+                                 tooltip=f"MiDaS input size (square, aspect not kept). {NET_SIZE} is what "
+                                         "Make-Your-Video uses and what both MiDaS v3 models were trained at; larger "
+                                         "gives finer maps at more cost. Transformers models use their own size."),
                     io.Combo.Input("output_size", options=[SIZE_INPUT, SIZE_NET], default=SIZE_INPUT,
                                    tooltip="'input size': the frames' own size (as Make-Your-Video saves its depth "
                                            "with --save_cond). 'model grid': the estimator's own output, no resize "
-                                           "(384x384 for MiDaS); resizing that to the latent size later follows "
+                                           "(resolution x resolution for MiDaS); resizing that to the latent size later follows "
                                            "Make-Your-Video's conditioning path step for step.")],
             outputs=[io.Image.Output(display_name="depth", tooltip="Depth frames [T, H, W, 3], 0..1, near = bright.")],
         )
 
     @classmethod
-    def execute(cls, depth_model, images, batch_size, output_size) -> io.NodeOutput:
+    def execute(cls, depth_model, images, batch_size, resolution=NET_SIZE, output_size=SIZE_INPUT) -> io.NodeOutput:
         if images is None or images.ndim != 4 or images.shape[0] == 0:
             raise InputError("images: expected an IMAGE batch of video frames [frames, height, width, channels], "
                              f"got {None if images is None else tuple(images.shape)}.")
         if not hasattr(depth_model, "inverse_depth"):
             raise InputError("depth_model: connect the output of 'Load Depth Model'.")
-        depth = estimate_depth_images(depth_model, images, chunk_size=batch_size, model_grid=output_size == SIZE_NET)
+        if resolution % 32:
+            raise InputError(f"resolution: {resolution} is not a multiple of 32; use 384 (Make-Your-Video) or "
+                             "another multiple of 32.")
+        depth = estimate_depth_images(depth_model, images, chunk_size=batch_size, model_grid=output_size == SIZE_NET,
+                                      net_size=int(resolution))
         return io.NodeOutput(depth)
 
 
