@@ -6,7 +6,7 @@
     python3 scripts/demo.py --workflow videocrafter1_t2v_1024 --checkpoint ~/models/vc1_1024.ckpt
 
 Steps: install/refresh the host (``scripts/host.py install``, cached); without ``--checkpoint``
-write a tiny seeded checkpoint in the released layout (see ``models/tiny_checkpoint.py``) into
+write a tiny seeded checkpoint in the released layout (see ``devkit/tiny_checkpoint.py``) into
 the host's ``models/checkpoints``; start ComfyUI headless; queue the API twin of the example
 workflow through ``POST /prompt``; wait for ``/history``; print the video's path; stop the server.
 Only the standard library is used here, so the system ``python3`` runs it.

@@ -15,14 +15,14 @@ import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import tests.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
+import devkit.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
 
 
 def write_tiny_checkpoint(path: Path, variant: str = "vc2_t2v_512", seed: int = 0, as_ckpt: bool = False) -> Path:
     import torch
     from safetensors.torch import save_file
 
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     state = make_tiny_state_dict(tiny_spec(variant, seed=seed))
     path.parent.mkdir(parents=True, exist_ok=True)

@@ -35,8 +35,8 @@ def recorded(reference_dir):
 @pytest.fixture(scope="module")
 def vc2_model(comfy, recorded):
     from videocrafter_suite.bridge.checkpoint import build_model
-    from videocrafter_suite.models.checkpoint_layout import VARIANTS
-    from videocrafter_suite.models.schedule import VC2_512
+    from videocrafter_suite.models.checkpoints.layout import VARIANTS
+    from videocrafter_suite.models.sampling.schedule import VC2_512
 
     _config, _tensors, weights = recorded
     state = dict(weights)

@@ -20,8 +20,8 @@ from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink
 def style_files(comfy_server):
     from PIL import Image
 
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-    from videocrafter_suite.models.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
 
     checkpoints = comfy_server.models_dir / "checkpoints"
     stylecrafter = comfy_server.models_dir / "stylecrafter"

@@ -18,7 +18,7 @@ def i2v_files(comfy_server):
     """Tiny checkpoints (I2V, I2V with a 192-wide image encoder, VC2 T2V) and two input images."""
     from PIL import Image
 
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     folder = comfy_server.models_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)

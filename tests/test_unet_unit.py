@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from videocrafter_suite.models.attention import attention_backend
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
-from videocrafter_suite.models.unet_detect import detect_unet_config
+from videocrafter_suite.models.unet.attention import attention_backend
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.unet.detect import detect_unet_config
 
 TINY = UNet3DConfig(model_channels=32, attention_resolutions=(1, 2), num_res_blocks=1, channel_mult=(1, 2),
                     num_head_channels=8, context_dim=16, temporal_conv=True, use_relative_position=True,

@@ -20,13 +20,13 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from .checkpoint_layout import IMAGE_ENCODER_PREFIX, IMAGE_PROJECTION_PREFIX, TEXT_ENCODER_PREFIX, UNET_PREFIX, \
+from ..models.checkpoints.layout import IMAGE_ENCODER_PREFIX, IMAGE_PROJECTION_PREFIX, TEXT_ENCODER_PREFIX, UNET_PREFIX, \
     VAE_PREFIX, VARIANTS
-from .clip_vision_layout import VISUAL_PREFIX, openclip_visual_layout
-from .companion_layouts import kl_vae_layout, openclip_text_layout
-from .resampler import Resampler, ResamplerConfig
-from .schedule import VideoCrafterSchedule
-from .unet3d import UNet3DConfig, VideoCrafterUNet
+from ..models.checkpoints.clip_vision import VISUAL_PREFIX, openclip_visual_layout
+from ..models.checkpoints.companions import kl_vae_layout, openclip_text_layout
+from ..models.image.resampler import Resampler, ResamplerConfig
+from ..models.sampling.schedule import VideoCrafterSchedule
+from ..models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
 
 
 @dataclass(frozen=True)
