@@ -66,7 +66,7 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
                                temporal_enabled=temporal_enabled, style_context=style_context,
                                style_scales=style_scales, style_weight=style_weight,
-                               style_scaled_logits=style_scaled_logits)
+                               style_scaled_logits=style_scaled_logits, residuals=control)
 
 
 class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
