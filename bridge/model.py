@@ -42,6 +42,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
 
     ``BaseModel`` builds ``unet_model(**unet_config, device=..., operations=...)`` and calls
     ``diffusion_model(x, t, context=..., control=..., transformer_options=..., **extra_conds)``.
+    ``control`` (core ControlNet / T2I-Adapter residuals; experimental for these UNets, docs/depth_estimation.md)
+    goes to the UNet's ``residuals``.
     """
 
     def __init__(self, *, videocrafter_config: UNet3DConfig, dtype=None, device=None, operations=None, **unused):
