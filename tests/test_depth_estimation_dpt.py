@@ -110,3 +110,13 @@ def test_golden_dpt_raw_and_save_cond_depth_float32(fixture):
     # min-max divides by the frame's range (≥ 0.31 here): 1e-5 × 2/0.31 ≈ 6.5e-5.
     assert (got - expected).abs().max() <= 6.5e-5
     assert unit.amin(dim=(1, 2, 3)).abs().max() == 0 and (unit.amax(dim=(1, 2, 3)) - 1).abs().max() < 1e-6
+
+
+def test_parity_checker_claims_exactly_the_depth_fixture_and_the_dpt_manifests(reference_dir):
+    from tests.parity import dpt_fixtures
+
+    claimed = sorted(p.name for p in (reference_dir / MYV).rglob("*.json")
+                     if dpt_fixtures.matches(json.loads(p.read_text())))
+    assert claimed == ["midas_dpt_hybrid.json", "midas_dpt_large.json", "myv_depth_tiny.config.json"]
+    for other in (reference_dir / "manifests").glob("*.json"):
+        assert not dpt_fixtures.matches(json.loads(other.read_text()))
