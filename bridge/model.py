@@ -44,6 +44,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
 
     ``BaseModel`` builds ``unet_model(**unet_config, device=..., operations=...)`` and calls
     ``diffusion_model(x, t, context=..., control=..., transformer_options=..., **extra_conds)``.
+    ``control`` (core ControlNet / T2I-Adapter residuals; experimental for these UNets, docs/depth_estimation.md)
+    goes to the UNet's ``residuals``.
     """
 
     def __init__(self, *, videocrafter_config: UNet3DConfig, dtype=None, device=None, operations=None, **unused):
@@ -70,7 +72,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
                                temporal_enabled=temporal_enabled, style_context=style_context,
                                style_scales=style_scales, style_weight=style_weight,
-                               style_scaled_logits=style_scaled_logits, temporal_attention=temporal_attention)
+                               style_scaled_logits=style_scaled_logits, temporal_attention=temporal_attention,
+                               residuals=control)
 
 
 class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
