@@ -5,7 +5,7 @@ Run from the repo root: ``python benchmarks/unet_attention.py [--frames 16 --siz
 Builds one mid-size VideoCrafter2-style UNet (model_channels 128, channel_mult (1, 2, 4),
 context 1024, temporal conv, fps conditioning) with seeded random weights, and times one
 denoising step (one UNet forward, batch 1) with each attention path selected through
-``models.attention.attention_backend``:
+``models.unet.attention.attention_backend``:
 
 * ``sdpa``  — ``torch.nn.functional.scaled_dot_product_attention`` (the default);
 * ``naive`` — explicit ``softmax(q k^T * scale) v``, as the original pure-PyTorch path.
@@ -32,12 +32,12 @@ ROOT = Path(__file__).resolve().parent.parent
 def _import_pack():
     if str(ROOT) not in sys.path:
         sys.path.insert(0, str(ROOT))
-    import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
+    import devkit.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 
 
 def _build(args, device):
     import torch
-    from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
+    from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
 
     config = UNet3DConfig(model_channels=128, channel_mult=(1, 2, 4), num_res_blocks=args.res_blocks,
                           attention_resolutions=(1, 2, 4), num_head_channels=64, context_dim=1024,
@@ -87,7 +87,7 @@ def _time_interleaved(args, device: str) -> dict[str, list[float]]:
     """
     _import_pack()
     import torch
-    from videocrafter_suite.models.attention import attention_backend
+    from videocrafter_suite.models.unet.attention import attention_backend
 
     model, (x, t, context), _ = _build(args, device)
     times: dict[str, list[float]] = {b: [] for b in BACKENDS}
@@ -108,7 +108,7 @@ def _peak_memory(backend: str, args, device: str) -> tuple[float, int]:
     """Peak memory growth (MiB) of one forward with ``backend``, and the parameter count."""
     _import_pack()
     import torch
-    from videocrafter_suite.models.attention import attention_backend
+    from videocrafter_suite.models.unet.attention import attention_backend
 
     model, (x, t, context), params = _build(args, device)
     with torch.no_grad(), attention_backend(backend):

@@ -1,9 +1,9 @@
 """Load a monolithic VideoCrafter checkpoint safely into native MODEL, CLIP and VAE objects.
 
 Flow (mirrors core ``comfy.sd.load_state_dict_guess_config``, with our own detection):
-1. ``comfy.utils.load_torch_file(path, safe_load=True)``: ``.safetensors``, or a ``.ckpt`` through
+1. ``models.checkpoints.safe_io.read_weights``: ``.safetensors``, or a ``.ckpt`` through
    ``torch.load(weights_only=True)`` — a pickle that tries to run code is refused, never executed.
-2. Split by key prefix (``models.checkpoint_layout``) and detect the variant from keys and shapes.
+2. Split by key prefix (``models.checkpoints.layout``) and detect the variant from keys and shapes.
 3. UNet → :class:`~.model.VideoCrafterModel` (strict key check); ``first_stage_model.`` → core
    ``comfy.sd.VAE``; ``cond_stage_model.model.`` → core SD2 OpenCLIP-H text encoder (penultimate
    layer + final LayerNorm, exactly what VideoCrafter's ``FrozenOpenCLIPEmbedder`` returns).
@@ -23,15 +23,15 @@ import comfy.text_encoders.sd2_clip
 import comfy.utils
 import torch
 
-from ..models.checkpoint_layout import (SD_VAE_DDCONFIG, TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX,
+from ..models.checkpoints.layout import (SD_VAE_DDCONFIG, TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX,
                                         CheckpointLayoutError, VariantInfo, detect_variant, kl_vae_ddconfig,
                                         openclip_text_config, take_prefix, unwrap_state_dict)
-from ..models.schedule import VideoCrafterSchedule
-from ..models.unet_detect import detect_unet_config
+from ..models.sampling.schedule import VideoCrafterSchedule
+from ..models.unet.detect import detect_unet_config
+from ..models.checkpoints.safe_io import read_weights, require_exact_keys
 from .clip_vision import build_clip_vision
-from .image_conditioning import load_image_projection, model_config_for
+from .model import load_image_projection, log_model, model_config_for
 from .precision import keep_encoder_float32
-from .model import log_model
 
 
 @dataclass
@@ -44,16 +44,8 @@ class LoadedCheckpoint:
 
 
 def read_state_dict(path: str) -> dict:
-    """Safe read of a checkpoint file; a clear error for anything that is not a weights file."""
-    try:
-        payload = comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as error:  # torch's UnpicklingError, safetensors' errors, zip errors: all one message
-        raise CheckpointLayoutError(
-            f"could not read '{path}' as weights: {type(error).__name__}: {str(error).splitlines()[0][:300]}. "
-            "Only .safetensors files and weights-only .ckpt/.pth files are loaded (pickles that run code are "
-            "refused). Convert a trusted .ckpt with the 'VideoCrafter Convert Checkpoint' node or "
-            "`python -m scripts.convert_checkpoint`.") from error
-    return unwrap_state_dict(payload)
+    """The flat state dict of a checkpoint file, read by the pack's one safe reader (``models.checkpoints.safe_io``)."""
+    return unwrap_state_dict(read_weights(path, "checkpoint"))
 
 
 def schedule_from_checkpoint(state: dict, variant: VariantInfo) -> VideoCrafterSchedule:
@@ -128,10 +120,7 @@ def build_model(state: dict, variant: VariantInfo, schedule: VideoCrafterSchedul
     initial_device = model_management.unet_inital_load_device(parameters, unet_dtype)
     model = config.get_model(unet_state, "", device=initial_device)
     missing, unexpected = model.diffusion_model.load_state_dict(unet_state, strict=False)
-    if missing or unexpected:
-        raise CheckpointLayoutError(
-            f"the UNet weights do not fit the detected {variant.description} architecture: "
-            f"{len(missing)} missing (e.g. {missing[:3]}), {len(unexpected)} unexpected (e.g. {unexpected[:3]}).")
+    require_exact_keys(missing, unexpected, f"UNet ({variant.description})")
     load_image_projection(model, state)
     log_model(config)
     return comfy.model_patcher.ModelPatcher(model, load_device=load_device,

@@ -4,12 +4,12 @@
   ``comfy.clip_vision.ClipVisionModel`` (so core nodes such as CLIPVisionEncode accept it): keys are
   converted by core's own ``convert_to_transformers``; the released ViT-H-14 gets core's own
   ``clip_vision_config_h.json`` (what core's "Load CLIP Vision" picks for an OpenCLIP ViT-H file),
-  other sizes (tiny test checkpoints) a config read from the shapes (``models.clip_vision_layout``).
+  other sizes (tiny test checkpoints) a config read from the shapes (``models.checkpoints.clip_vision``).
   The text leftovers under ``embedder.model.`` are ignored, as the original never uses them.
 - :func:`clip_vision_tokens` runs the vision transformer the way ``FrozenOpenCLIPImageEmbedderV2.
   encode_with_vision_transformer`` does (condition.py:339-376): all 1 + 256 tokens of the LAST layer,
   WITHOUT ``ln_post`` and without the projection. Core's ``encode_image`` would crop and re-resize
-  the image (``clip_preprocess``), so the pixels come from ``models.image_preprocess`` instead and
+  the image (``clip_preprocess``), so the pixels come from ``models.image.preprocess`` instead and
   the transformer is called directly. Core's ``last_hidden_state`` is the same tensor (no post
   LayerNorm for CLIP), which is what makes a CLIP_VISION from core's loader equally valid here.
 """
@@ -24,9 +24,9 @@ import comfy.clip_vision
 import comfy.model_management
 import torch
 
-from ..models.checkpoint_layout import CheckpointLayoutError
-from ..models.clip_vision_layout import has_openclip_visual, openclip_visual_config, split_image_encoder
-from ..models.image_preprocess import CLIP_INPUT_SIZE
+from ..models.checkpoints.layout import CheckpointLayoutError
+from ..models.checkpoints.clip_vision import has_openclip_visual, openclip_visual_config, split_image_encoder
+from ..models.image.preprocess import CLIP_INPUT_SIZE
 from .precision import keep_encoder_float32
 
 CORE_VIT_H_CONFIG = os.path.join(os.path.dirname(os.path.realpath(comfy.clip_vision.__file__)),
@@ -85,17 +85,26 @@ def build_clip_vision(state: dict) -> comfy.clip_vision.ClipVisionModel | None:
     return clip_vision
 
 
-def clip_vision_width(clip_vision) -> int:
-    """Token width of a core CLIP_VISION; a clear error for encoders without CLIP's layout."""
+def vision_width(clip_vision) -> int | None:
+    """Token width of a core CLIP_VISION with CLIP's layout (class token); None for anything else
+    (SigLIP, DINOv2, nothing connected). The one width probe of the pack (I2V and StyleCrafter)."""
     vision = getattr(getattr(clip_vision, "model", None), "vision_model", None)
     embeddings = getattr(vision, "embeddings", None)
     if embeddings is None or getattr(embeddings, "class_embedding", None) is None:
+        return None
+    return int(embeddings.patch_embedding.weight.shape[0])
+
+
+def clip_vision_width(clip_vision) -> int:
+    """Token width of a core CLIP_VISION; a clear error for encoders without CLIP's layout."""
+    width = vision_width(clip_vision)
+    if width is None:
         raise ClipVisionMismatchError(
             "this CLIP_VISION is not a CLIP/OpenCLIP ViT with a class token (e.g. SigLIP or DINOv2); "
             "VideoCrafter I2V needs the OpenCLIP ViT-H/14 image encoder (laion2b_s32b_b79k), e.g. "
             "'CLIP-ViT-H-14-laion2B-s32B-b79K.safetensors' through 'Load CLIP Vision', or the CLIP_VISION "
             "output of 'Load VideoCrafter Checkpoint' for the I2V checkpoint.")
-    return int(embeddings.patch_embedding.weight.shape[0])
+    return width
 
 
 def check_clip_vision(clip_vision, expected_width: int) -> None:
@@ -119,13 +128,21 @@ def check_clip_vision(clip_vision, expected_width: int) -> None:
 
 
 @torch.no_grad()
-def clip_vision_tokens(clip_vision, pixel_values: torch.Tensor) -> torch.Tensor:
-    """Last-layer tokens ``[B, 1 + patches, width]`` (no ``ln_post``) of preprocessed pixel values.
+def run_vision_tower(clip_vision, pixel_values: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """``(last hidden state [B, 1 + patches, width], pooled = post_layernorm(class token) [B, width])``, float32.
 
-    Runs in the CLIP_VISION's own dtype (float32 on CPU; ComfyUI may choose float16 on a GPU, which
+    The one token runner of the pack. Core's ``encode_image`` would crop and re-resize the image
+    (``clip_preprocess``), so callers pass pixels preprocessed the original's way and the transformer is called
+    directly. Runs in the CLIP_VISION's own dtype (float32 on CPU; ComfyUI may choose float16 on a GPU, which
     the original did not use: start ComfyUI with ``--fp32-text-enc`` for the original's numerics).
     """
     comfy.model_management.load_model_gpu(clip_vision.patcher)
-    pixels = pixel_values.to(clip_vision.load_device).float()
-    hidden, _intermediate, _pooled = clip_vision.model.vision_model(pixels, intermediate_output=None)
-    return hidden.float().to(comfy.model_management.intermediate_device())
+    pixels = pixel_values.to(clip_vision.load_device, dtype=torch.float32)
+    hidden, _intermediate, pooled = clip_vision.model.vision_model(pixels, intermediate_output=None)
+    return hidden.float(), pooled.float()
+
+
+def clip_vision_tokens(clip_vision, pixel_values: torch.Tensor) -> torch.Tensor:
+    """I2V tokens: all last-layer tokens ``[B, 1 + patches, width]`` without ``ln_post`` (condition.py:339-376)."""
+    hidden, _pooled = run_vision_tower(clip_vision, pixel_values)
+    return hidden.to(comfy.model_management.intermediate_device())

@@ -2,7 +2,7 @@
 
 - :func:`sample_videocrafter_ddim` is a k-diffusion-style sampler function: ComfyUI hands it ``y``
   on the σ' ladder (see :mod:`.model`); it converts to the model's ``x_t`` space and applies
-  ``models.ddim.ddim_step`` — upstream ``p_sample_ddim`` arithmetic, float32 coefficients —
+  ``models.sampling.ddim.ddim_step`` — upstream ``p_sample_ddim`` arithmetic, float32 coefficients —
   with the eps recovered from ComfyUI's (guided) denoised output, ``ε = (y − D) / σ'``.
 - :class:`VideoCrafterDDIM` overrides ``max_denoise``: a complete original ladder starts from
   ``x_T ~ N(0, I)`` in ``x_t`` space at its top step (t = 981 for 50 steps), like the original,
@@ -20,8 +20,8 @@ import torch
 from einops import rearrange
 from tqdm.auto import trange
 
-from ..models.ddim import OriginalOrderNoise, ddim_step, ddim_timesteps
-from ..models.ddim_ladder import ddim_arrays_for_ladder, is_original_ladder
+from ..models.sampling.ddim import OriginalOrderNoise, ddim_step, ddim_timesteps
+from ..models.sampling.ddim_ladder import ddim_arrays_for_ladder, is_original_ladder
 from .model import VideoCrafterModelSampling
 
 

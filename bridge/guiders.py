@@ -3,18 +3,18 @@
 Written like core's ``Guider_DualCFG`` (``comfy_extras/nodes_custom_sampler.py``): ``CFGGuider``
 subclasses whose ``predict_noise`` gets the model outputs from ``comfy.samplers.calc_cond_batch``
 (which batches conds that can share a forward pass) and combines them with the pure formulas of
-``models.guidance``. The outputs are ComfyUI's denoised predictions; every combination's weights sum
+``models.sampling.guidance``. The outputs are ComfyUI's denoised predictions; every combination's weights sum
 to 1, so it equals the original's combination of ε for the same x and σ.
 
 - :class:`MultiConditionGuider`: ``e(t,c) + λ_c·(e(t,c) − e(t,∅)) + λ_t·(e(t,∅) − e(∅,∅))`` — three
   branches: ``positive`` (text + condition), the derived ``(t, ∅)`` = positive with the condition taken
   away (:func:`without_condition`), and ``negative``. The condition is the StyleCrafter style
-  (``videocrafter_style_*`` keys; ∅ = no style tokens, the original's ``append_to_context=None``) or the
-  I2V image (``videocrafter_image_context``; ∅ = the negative's grey-image tokens, as the original's
+  (``vocabulary.STYLE_KEYS``; ∅ = no style tokens, the original's ``append_to_context=None``) or the
+  I2V image (``vocabulary.IMAGE_CONTEXT``; ∅ = the negative's grey-image tokens, as the original's
   image uncond).
 - :class:`TemporalCFGGuider`: ordinary CFG (core's ``cfg_function``) plus temporal guidance.
 - Both add ``ω_t·(e_video(positive) − e_frames(positive))`` when ``temporal_scale`` ≠ 0: one more
-  pass with ``transformer_options["videocrafter_temporal_off"]`` (read by ``ComfyVideoCrafterUNet``),
+  pass with ``transformer_options[vocabulary.TEMPORAL_OFF]`` (read by ``ComfyVideoCrafterUNet``),
   which skips every temporal layer. That pass cannot share a batch with the others (the switch is
   per forward call), so it costs one extra model call per step; ω_t = 0 skips it and returns the
   plain result exactly. The original's ``unconditional_guidance_scale_temporal`` never switched the
@@ -24,12 +24,8 @@ from __future__ import annotations
 
 import comfy.samplers
 
-from ..models.guidance import multi_condition_cfg, temporal_guidance
-from .image_conditioning import IMAGE_CONTEXT_KEY
-from .style import STYLE_KEYS
-
-TEMPORAL_OFF = "videocrafter_temporal_off"
-CONDITION_KEYS = (*STYLE_KEYS, IMAGE_CONTEXT_KEY)
+from ..models.sampling.guidance import multi_condition_cfg, temporal_guidance
+from .vocabulary import CONDITION_KEYS, TEMPORAL_OFF
 
 
 def without_condition(positive: list, negative: list) -> list:

@@ -3,8 +3,9 @@
 Following how core ships SVD (``comfy/model_base.py: SVD_img2vid``), a VideoCrafter MODEL is a
 ``ModelPatcher`` around :class:`VideoCrafterModel`; the latent is batch-as-frames
 ``[T, 4, h, w]`` (one video per latent batch, as core SVD) and the frame count rides as the
-``num_video_frames`` constant condition. fps travels in CONDITIONING (``fps`` key) and is turned
-into a model input by :meth:`VideoCrafterModel.extra_conds`.
+``num_video_frames`` constant condition. fps, image tokens and style inputs travel in CONDITIONING (the keys
+of :mod:`.vocabulary`) and are turned into model inputs by :meth:`VideoCrafterModel.extra_conds`. An I2V
+checkpoint gives :class:`VideoCrafterI2VModel`, which also owns the Resampler.
 
 The scale schedule of VC2/I2V/VC1-1024 (``use_scale``: the training forward process is
 ``x_t = sqrt(ᾱ_t)·s_t·x0 + sqrt(1-ᾱ_t)·ε``, ddpm3d.py:412-417) is expressed as a
@@ -20,14 +21,20 @@ import comfy.conds
 import comfy.latent_formats
 import comfy.model_base
 import comfy.model_sampling
+import comfy.ops
 import comfy.supported_models_base
 import torch
 
-from ..models.checkpoint_layout import UNET_PREFIX, VariantInfo
-from ..models.schedule import VideoCrafterSchedule
-from ..models.unet3d import UNet3DConfig, VideoCrafterUNet
+from ..models.checkpoints.layout import IMAGE_PROJECTION_PREFIX, UNET_PREFIX, CheckpointLayoutError, VariantInfo, \
+    take_prefix
+from ..models.checkpoints.safe_io import require_exact_keys
+from ..models.image.resampler import Resampler, ResamplerConfig, detect_resampler_config
+from ..models.sampling.schedule import VideoCrafterSchedule
+from ..models.unet.unet3d import DEFAULT_FPS, UNet3DConfig, VideoCrafterUNet
+from . import vocabulary as V
 
-DEFAULT_FPS = 16  # the UNet's own forward default (openaimodel3d.py:534)
+#: Conditions core may add for other consumers (ControlNet's own text context): accepted, not used by the UNet.
+_CORE_CONDS_FOR_OTHERS = frozenset({"crossattn_controlnet"})
 
 
 class ComfyVideoCrafterUNet(VideoCrafterUNet):
@@ -44,11 +51,16 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
     def forward(self, x, timesteps, context=None, control=None, transformer_options=None,
                 num_video_frames=None, fps=None, image_context=None, image_scale=None,
                 temporal_enabled=True, style_context=None, style_scales=None, style_weight=1.0,
-                style_scaled_logits=True, **unused):
+                style_scaled_logits=True, **others):
+        unknown = sorted(set(others) - _CORE_CONDS_FOR_OTHERS)
+        if unknown:
+            # A condition nobody reads is a silent no-op for the user: refuse it loudly instead.
+            raise TypeError(f"VideoCrafter UNet got unknown inputs {unknown}; the model conditions it understands are "
+                            f"{sorted(V.UNET_INPUT_OF.values())} (see bridge/vocabulary.py).")
         frames = int(num_video_frames) if num_video_frames is not None else x.shape[0]
         if x.shape[0] % frames:
             raise ValueError(f"latent batch {x.shape[0]} is not a whole number of {frames}-frame videos")
-        if transformer_options and transformer_options.get("videocrafter_temporal_off", False):
+        if transformer_options and transformer_options.get(V.TEMPORAL_OFF, False):
             temporal_enabled = False
         return super().forward(x, timesteps, context=context, fps=DEFAULT_FPS if fps is None else fps,
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
@@ -111,25 +123,25 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
         self.model_sampling = VideoCrafterModelSampling(model_config.schedule)
 
     def extra_conds(self, **kwargs):
+        """CONDITIONING keys (``bridge/vocabulary.py``) → UNet inputs; per-frame counts from the latent."""
         out = super().extra_conds(**kwargs)
         noise = kwargs.get("noise")
-        out["num_video_frames"] = comfy.conds.CONDConstant(int(noise.shape[0]))
-        fps = kwargs.get("fps", None)
+        out[V.NUM_VIDEO_FRAMES] = comfy.conds.CONDConstant(int(noise.shape[0]))
+        fps = kwargs.get(V.FPS, None)
         if fps is not None:
-            out["fps"] = comfy.conds.CONDConstant(int(fps))
-        image_context = kwargs.get("videocrafter_image_context", None)
+            out[V.UNET_INPUT_OF[V.FPS]] = comfy.conds.CONDConstant(int(fps))
+        image_context = kwargs.get(V.IMAGE_CONTEXT, None)
         if image_context is not None:
-            out["image_context"] = comfy.conds.CONDRegular(image_context)
-        # StyleCrafter (bridge/style.py): style tokens, per-layer factors, weight, logit-scale variant.
-        style_context = kwargs.get("videocrafter_style_context", None)
-        if style_context is not None:
-            out["style_context"] = comfy.conds.CONDRegular(style_context)
-            scales = kwargs.get("videocrafter_style_scales", None)
+            out[V.UNET_INPUT_OF[V.IMAGE_CONTEXT]] = comfy.conds.CONDRegular(image_context)
+        style_context = kwargs.get(V.STYLE_CONTEXT, None)
+        if style_context is not None:  # StyleCrafter (bridge/style.py)
+            out[V.UNET_INPUT_OF[V.STYLE_CONTEXT]] = comfy.conds.CONDRegular(style_context)
+            scales = kwargs.get(V.STYLE_SCALES, None)
             if scales is not None:
-                out["style_scales"] = comfy.conds.CONDRegular(scales)
-            out["style_weight"] = comfy.conds.CONDConstant(float(kwargs.get("videocrafter_style_weight", 1.0)))
-            out["style_scaled_logits"] = comfy.conds.CONDConstant(
-                bool(kwargs.get("videocrafter_style_scaled_logits", True)))
+                out[V.UNET_INPUT_OF[V.STYLE_SCALES]] = comfy.conds.CONDRegular(scales)
+            out[V.UNET_INPUT_OF[V.STYLE_WEIGHT]] = comfy.conds.CONDConstant(float(kwargs.get(V.STYLE_WEIGHT, 1.0)))
+            out[V.UNET_INPUT_OF[V.STYLE_SCALED_LOGITS]] = comfy.conds.CONDConstant(
+                bool(kwargs.get(V.STYLE_SCALED_LOGITS, True)))
         return out
 
 
@@ -147,7 +159,7 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     def __init__(self, unet: UNet3DConfig, variant: VariantInfo, schedule: VideoCrafterSchedule):
         # The architecture travels as one object: core code that reads SD-style unet_config fields
         # (e.g. the diffusers LoRA key map, which expects per-level lists) must not misread ours.
-        super().__init__({"videocrafter_config": unet})
+        super().__init__({V.UNET_CONFIG_KWARG: unet})  # the UNet constructor's keyword (ComfyVideoCrafterUNet)
         self.unet_config_object = unet
         self.variant = variant
         self.schedule = schedule
@@ -162,6 +174,65 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
 
     def inpaint_model(self):
         return False
+
+
+class VideoCrafterI2VModel(VideoCrafterModel):
+    """``VideoCrafterModel`` + the Resampler (``image_proj_model``) + the image-strength condition.
+
+    The original's image path (``LatentVisualDiffusion.get_image_embeds``, ddpm3d.py:686-691) is
+    ``image_proj_model(embedder(image))``. The Resampler lives on the MODEL under the original's attribute name,
+    so ComfyUI moves/offloads it with the UNet; it is stored and run in float32 (as the original, whose softmax
+    is float32 anyway) through ``comfy.ops.manual_cast``.
+    """
+
+    def __init__(self, model_config, model_type=comfy.model_base.ModelType.EPS, device=None):
+        super().__init__(model_config, model_type, device=device)
+        self.image_proj_model = Resampler(model_config.resampler_config, operations=comfy.ops.manual_cast,
+                                          dtype=torch.float32, device=device)
+
+    def extra_conds(self, **kwargs):
+        out = super().extra_conds(**kwargs)
+        scale = kwargs.get(V.IMAGE_SCALE, None)
+        if scale is not None:
+            out[V.UNET_INPUT_OF[V.IMAGE_SCALE]] = comfy.conds.CONDConstant(float(scale))
+        return out
+
+
+class VideoCrafterI2VConfig(VideoCrafterConfig):
+    """``VideoCrafterConfig`` of an I2V checkpoint: also knows the Resampler's shape."""
+
+    def __init__(self, unet, variant, schedule, resampler: ResamplerConfig):
+        super().__init__(unet, variant, schedule)
+        self.resampler_config = resampler
+
+    def get_model(self, state_dict, prefix="", device=None):
+        return VideoCrafterI2VModel(self, device=device)
+
+
+def model_config_for(unet_config, variant, schedule, state: dict) -> VideoCrafterConfig:
+    """The right ``BASE`` config: I2V (with the Resampler read from ``image_proj_model.*``) or plain."""
+    if not variant.is_image_to_video:
+        return VideoCrafterConfig(unet_config, variant, schedule)
+    projection = take_prefix(state, IMAGE_PROJECTION_PREFIX)
+    if not projection:
+        raise CheckpointLayoutError(
+            "this checkpoint's UNet has image cross-attention (to_k_ip/to_v_ip, VideoCrafter1 I2V) but no "
+            f"'{IMAGE_PROJECTION_PREFIX}*' Resampler weights; the released I2V model.ckpt has both. Re-export it "
+            "from the complete original checkpoint.")
+    try:
+        resampler = detect_resampler_config(projection, prefix="")
+    except ValueError as error:
+        raise CheckpointLayoutError(f"the image projection weights are not the original Resampler: {error}") from error
+    return VideoCrafterI2VConfig(unet_config, variant, schedule, resampler)
+
+
+def load_image_projection(model: VideoCrafterModel, state: dict) -> None:
+    """Load ``image_proj_model.*`` into an I2V model strictly (0 missing / 0 unexpected)."""
+    if not isinstance(model, VideoCrafterI2VModel):
+        return
+    missing, unexpected = model.image_proj_model.load_state_dict(take_prefix(state, IMAGE_PROJECTION_PREFIX),
+                                                                 strict=False)
+    require_exact_keys(missing, unexpected, f"image projection ({IMAGE_PROJECTION_PREFIX}*, Resampler)")
 
 
 def log_model(config: VideoCrafterConfig) -> None:

@@ -13,7 +13,7 @@ VideoCrafter1 T2V 512 model, loads ``adapter_v1.pth`` into ``model.adapter`` and
   =True)``; a nested dict of tensors loads fine that way).
 - :func:`encode_style` = the original's style path: each reference → ``Resize(512)`` +
   ``CenterCrop(512)`` → the CLIP embedder's 224 px antialiased bicubic + CLIP mean/std
-  (``models.image_preprocess``, shared with I2V) → OpenCLIP ViT-H tokens as
+  (``models.image.preprocess``, shared with I2V) → OpenCLIP ViT-H tokens as
   ``FrozenOpenCLIPImageEmbedder(only_cls=False, use_proj=False)`` returns them: ``ln_post`` on the
   class token, the 256 patch tokens without it, rounded to fp16 like its ``.half()`` (SC
   condition.py:288-340) → N references concatenated along the sequence → StyleTransformer (style
@@ -27,24 +27,21 @@ import os
 
 import comfy.model_management
 import comfy.ops
-import comfy.utils
 import folder_paths
 import torch
 
-from ..models.checkpoint_layout import CheckpointLayoutError
-from ..models.image_preprocess import openclip_image_preprocess
-from ..models.style_adapter import StyleAdapter, StyleAdapterConfig, StyleKV, style_reference_crop
-from ..models.stylecrafter_layout import (KV_LAYERS, check_temporal_state, describe_keys, dual_attention_paths,
+from ..models.checkpoints.layout import CheckpointLayoutError
+from ..models.checkpoints.safe_io import read_weights, require_exact_keys
+from ..models.image.preprocess import openclip_image_preprocess
+from ..models.style.adapter import StyleAdapter, StyleAdapterConfig, StyleKV, style_reference_crop
+from ..models.style.layout import (KV_LAYERS, check_temporal_state, describe_keys, dual_attention_paths,
                                           expected_kv_layout, flatten_temporal_state, is_adapter_state,
                                           kv_module_name, split_adapter_state)
+from . import vocabulary as V
+from .clip_vision import run_vision_tower, vision_width
 
 FOLDER = "stylecrafter"  # ComfyUI/models/stylecrafter: adapter_v1.pth, temporal_v1_1.pth
-STYLE_CONTEXT_KEY = "videocrafter_style_context"  # → UNet style_context (VideoCrafterModel.extra_conds)
-STYLE_SCALES_KEY = "videocrafter_style_scales"    # → style_scales
-STYLE_WEIGHT_KEY = "videocrafter_style_weight"    # → style_weight
-STYLE_SCALED_KEY = "videocrafter_style_scaled_logits"  # → style_scaled_logits
-STYLE_KEYS = (STYLE_CONTEXT_KEY, STYLE_SCALES_KEY, STYLE_WEIGHT_KEY, STYLE_SCALED_KEY)
-ADAPTER_ATTACHMENT = "videocrafter_style_adapter"
+ADAPTER_ATTACHMENT = V.STYLE_ADAPTER_ATTACHMENT
 BASE_VARIANT = "vc1_t2v_512"
 UNET_OBJECT = "diffusion_model."
 
@@ -57,17 +54,6 @@ def register_folder() -> None:
 
 class StyleCrafterError(ValueError):
     """An input combination that cannot give StyleCrafter's result; the message says what to change."""
-
-
-def read_weights(path: str, what: str) -> dict:
-    """Safe read (``.safetensors`` or weights-only torch.load); one clear error for anything else."""
-    try:
-        return comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as error:  # unpickling refusals, corrupt zips, safetensors header errors: one message
-        raise CheckpointLayoutError(
-            f"could not read '{os.path.basename(path)}' as the StyleCrafter {what}: {type(error).__name__}: "
-            f"{str(error).splitlines()[0][:300]}. Only .safetensors and weights-only .pth/.ckpt files are loaded "
-            "(pickles that run code are refused).") from error
 
 
 def _base_variant(model) -> str | None:
@@ -111,9 +97,7 @@ def load_adapter(model, state: dict, *, style_heads: int | None = None, scale_he
             f"(e.g. missing {missing}). Use the adapter made for VideoCrafter1 T2V 512.")
     adapter = StyleAdapter(config, shapes, dtype=torch.float32)
     missing, unexpected = adapter.load_state_dict({k: v.float() for k, v in state.items()}, strict=False)
-    if missing or unexpected:
-        raise CheckpointLayoutError(f"style adapter weights incomplete: {len(missing)} missing (e.g. {missing[:3]}), "
-                                    f"{len(unexpected)} unexpected (e.g. {unexpected[:3]}).")
+    require_exact_keys(missing, unexpected, "StyleCrafter style adapter")
     return adapter.eval()
 
 
@@ -152,7 +136,7 @@ def apply_stylecrafter(model, adapter_state: dict, temporal_state: dict | None =
         if len(applied) != len(patches):
             raise CheckpointLayoutError(f"only {len(applied)} of {len(patches)} temporal tensors found in the model")
     if image_mode:
-        patched.model_options.setdefault("transformer_options", {})["videocrafter_temporal_off"] = True
+        patched.model_options.setdefault("transformer_options", {})[V.TEMPORAL_OFF] = True
     patched.set_attachments(ADAPTER_ATTACHMENT, adapter)
     logging.info("StyleCrafter: %d dual cross-attention layers, temporal %s, %s mode", len(adapter.attn2_paths),
                  "patched" if temporal_state is not None and not image_mode else "base", "image" if image_mode else "video")
@@ -168,17 +152,9 @@ def style_adapter_of(model) -> StyleAdapter:
     return adapter
 
 
-def _vision_width(clip_vision) -> int | None:
-    vision = getattr(getattr(clip_vision, "model", None), "vision_model", None)
-    embeddings = getattr(vision, "embeddings", None)
-    if embeddings is None or getattr(embeddings, "class_embedding", None) is None:
-        return None
-    return int(embeddings.patch_embedding.weight.shape[0])
-
-
 def check_style_clip_vision(clip_vision, adapter: StyleAdapter) -> None:
     expected = adapter.config.style_in_dim
-    width = _vision_width(clip_vision) if clip_vision is not None else None
+    width = vision_width(clip_vision) if clip_vision is not None else None
     if width != expected:
         found = "nothing" if clip_vision is None else ("a CLIP vision model without a class token (e.g. SigLIP)"
                                                         if width is None else f"{width}-wide tokens")
@@ -195,10 +171,8 @@ def style_clip_tokens(clip_vision, pixel_values: torch.Tensor) -> torch.Tensor:
     Core's CLIP vision returns the last hidden state (no post-norm) and ``pooled`` =
     ``post_layernorm(x[:, 0])`` = open_clip's ``ln_post(cls)``, so both halves come from one call.
     """
-    comfy.model_management.load_model_gpu(clip_vision.patcher)
-    pixels = pixel_values.to(clip_vision.load_device, dtype=torch.float32)
-    hidden, _, pooled = clip_vision.model.vision_model(pixels, intermediate_output=None)
-    tokens = torch.cat([pooled[:, None].float(), hidden[:, 1:].float()], dim=1)
+    hidden, pooled = run_vision_tower(clip_vision, pixel_values)
+    tokens = torch.cat([pooled[:, None], hidden[:, 1:]], dim=1)
     return tokens.half().float().cpu()  # the original embedder returns .half(); the adapter promotes to float32
 
 

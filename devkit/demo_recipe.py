@@ -14,9 +14,9 @@ from pathlib import Path
 
 import torch
 
-from ..models.checkpoint_layout import TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX
-from ..models.schedule import VC2_512
-from ..models.tiny_checkpoint import TinySpec, tiny_unet_config
+from ..models.checkpoints.layout import TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX
+from ..models.sampling.schedule import VC2_512
+from .tiny_checkpoint import TinySpec, tiny_unet_config
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
 DEMO_FILE_NAME = "videocrafter_demo_vc2_shapes.safetensors"

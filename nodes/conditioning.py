@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import node_helpers
 
+from ..bridge import vocabulary as V
 from ..bridge.api import io
 from .common import CATEGORY
 
@@ -29,7 +30,7 @@ class VideoCrafterVideoConditioning(io.ComfyNode):
 
     @classmethod
     def execute(cls, positive, negative, fps) -> io.NodeOutput:
-        values = {"fps": int(fps)}
+        values = {V.FPS: int(fps)}
         return io.NodeOutput(node_helpers.conditioning_set_values(positive, values),
                              node_helpers.conditioning_set_values(negative, values))
 

@@ -8,7 +8,7 @@ import latent_preview
 from ..bridge.api import io
 from ..bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
 from ..bridge.guiders import MultiConditionGuider, TemporalCFGGuider, has_condition
-from ..models.guidance import DEFAULT_STYLE_SCALE, DEFAULT_TEXT_SCALE
+from ..models.sampling.guidance import DEFAULT_STYLE_SCALE, DEFAULT_TEXT_SCALE
 from .common import CATEGORY, InputError
 
 TEMPORAL_TOOLTIP = ("Temporal-consistency guidance ω_t (Gen-1): adds ω_t·(prediction − prediction with every temporal "

@@ -4,9 +4,10 @@ from __future__ import annotations
 import node_helpers
 
 from ..bridge.api import io
-from ..bridge.image_conditioning import (IMAGE_CONTEXT_KEY, IMAGE_SCALE_KEY, encode_image_context,
+from ..bridge import vocabulary as V
+from ..bridge.image_conditioning import (encode_image_context,
                                          unconditional_image_context)
-from ..models.image_preprocess import comfy_image_to_signed
+from ..models.image.preprocess import comfy_image_to_signed
 from .common import CATEGORY, InputError
 
 
@@ -50,9 +51,9 @@ class VideoCrafterImageConditioning(io.ComfyNode):
                              "per image; pick one with core 'Image From Batch'.")
         context = encode_image_context(model, clip_vision, comfy_image_to_signed(image))
         uncond = unconditional_image_context(model, clip_vision, batch=context.shape[0])
-        shared = {"fps": int(fps), IMAGE_SCALE_KEY: float(image_strength)}
-        return io.NodeOutput(node_helpers.conditioning_set_values(positive, {**shared, IMAGE_CONTEXT_KEY: context}),
-                             node_helpers.conditioning_set_values(negative, {**shared, IMAGE_CONTEXT_KEY: uncond}))
+        shared = {V.FPS: int(fps), V.IMAGE_SCALE: float(image_strength)}
+        return io.NodeOutput(node_helpers.conditioning_set_values(positive, {**shared, V.IMAGE_CONTEXT: context}),
+                             node_helpers.conditioning_set_values(negative, {**shared, V.IMAGE_CONTEXT: uncond}))
 
 
 NODES = [VideoCrafterImageConditioning]

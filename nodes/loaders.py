@@ -5,7 +5,7 @@ import folder_paths
 
 from ..bridge.api import io
 from ..bridge.checkpoint import load_videocrafter_checkpoint
-from ..models.checkpoint_io import convert_checkpoint_file
+from ..models.checkpoints.safe_io import convert_checkpoint_file
 from .common import CATEGORY
 
 

@@ -5,7 +5,8 @@ import folder_paths
 import node_helpers
 
 from ..bridge.api import io
-from ..bridge.style import (FOLDER, STYLE_CONTEXT_KEY, STYLE_SCALED_KEY, STYLE_SCALES_KEY, STYLE_WEIGHT_KEY,
+from ..bridge import vocabulary as V
+from ..bridge.style import (FOLDER,
                             apply_stylecrafter, encode_style_tokens, read_weights, register_folder,
                             style_scale_factors)
 from .common import CATEGORY, InputError
@@ -89,8 +90,8 @@ class StyleCrafterStyleConditioning(io.ComfyNode):
         style = encode_style_tokens(model, clip_vision, [style_images, more_style_images])
         out = []
         for text, options in positive:
-            values = {STYLE_CONTEXT_KEY: style, STYLE_SCALES_KEY: style_scale_factors(model, style, text),
-                      STYLE_WEIGHT_KEY: float(style_weight), STYLE_SCALED_KEY: style_attention == ATTENTION[0]}
+            values = {V.STYLE_CONTEXT: style, V.STYLE_SCALES: style_scale_factors(model, style, text),
+                      V.STYLE_WEIGHT: float(style_weight), V.STYLE_SCALED_LOGITS: style_attention == ATTENTION[0]}
             out += node_helpers.conditioning_set_values([[text, options]], values)
         return io.NodeOutput(out)
 

@@ -10,8 +10,8 @@ import sys
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
-import tests.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
-from videocrafter_suite.models.checkpoint_io import convert_checkpoint_file  # noqa: E402
+import devkit.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
+from videocrafter_suite.models.checkpoints.safe_io import convert_checkpoint_file  # noqa: E402
 
 
 def main(argv=None) -> int:

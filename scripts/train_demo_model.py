@@ -37,7 +37,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "scripts"))
 import host  # noqa: E402
 
-import tests.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`; before ComfyUI's own `tests`)
+import devkit.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
 
 sys.path.insert(0, str(host.comfy_dir()))  # ComfyUI first: its `nodes.py` must win over the pack's `nodes/`
 
@@ -66,10 +66,10 @@ from videocrafter_suite.devkit import shapes_dataset as data  # noqa: E402
 from videocrafter_suite.devkit.demo_recipe import (DEMO_CHECKPOINT, DEMO_SPEC, FPS, LATENT_SCALE,  # noqa: E402
                                                     VAE_DDCONFIG, checkpoint_state, comfy_text_to_openclip,
                                                     fold_latent_normalisation, unet_config)
-from videocrafter_suite.models.companion_layouts import openclip_text_layout  # noqa: E402
-from videocrafter_suite.models.schedule import VC2_512  # noqa: E402
-from videocrafter_suite.models.tiny_checkpoint import _random_from_layout  # noqa: E402
-from videocrafter_suite.models.unet3d import VideoCrafterUNet  # noqa: E402
+from videocrafter_suite.models.checkpoints.companions import openclip_text_layout  # noqa: E402
+from videocrafter_suite.models.sampling.schedule import VC2_512  # noqa: E402
+from videocrafter_suite.devkit.tiny_checkpoint import _random_from_layout  # noqa: E402
+from videocrafter_suite.models.unet.unet3d import VideoCrafterUNet  # noqa: E402
 
 
 def log(message: str) -> None:

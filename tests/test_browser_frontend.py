@@ -69,7 +69,7 @@ def frontend(comfy_server, tmp_path_factory):
     deps = browser_deps()
     if not deps.ok:
         pytest.skip(f"no browser for the frontend tests: {deps.reason}")
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     folder = comfy_server.models_dir / "checkpoints"
     folder.mkdir(parents=True, exist_ok=True)

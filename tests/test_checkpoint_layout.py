@@ -5,9 +5,9 @@ import pytest
 import torch
 
 import tests.pack
-from videocrafter_suite.models.checkpoint_layout import (SD_VAE_DDCONFIG, CheckpointLayoutError, detect_variant,
+from videocrafter_suite.models.checkpoints.layout import (SD_VAE_DDCONFIG, CheckpointLayoutError, detect_variant,
                                                          kl_vae_ddconfig, openclip_text_config, unwrap_state_dict)
-from videocrafter_suite.models.companion_layouts import kl_vae_layout, openclip_text_layout
+from videocrafter_suite.models.checkpoints.companions import kl_vae_layout, openclip_text_layout
 
 MANIFESTS = tests.pack.REFERENCE_DIR / "manifests"
 T2V_AND_I2V = {"vc2_t2v_512": "vc2_t2v_512", "vc1_t2v_1024": "vc1_t2v_1024", "vc1_t2v_512": "vc1_t2v_512",

@@ -3,9 +3,9 @@ import pytest
 import torch
 
 import tests.pack
-from videocrafter_suite.models.ddim import make_ddim_arrays
-from videocrafter_suite.models.ddim_ladder import ddim_arrays_for_ladder, is_original_ladder
-from videocrafter_suite.models.schedule import PRESETS
+from videocrafter_suite.models.sampling.ddim import make_ddim_arrays
+from videocrafter_suite.models.sampling.ddim_ladder import ddim_arrays_for_ladder, is_original_ladder
+from videocrafter_suite.models.sampling.schedule import PRESETS
 
 FIELDS = ["timesteps", "alphas", "alphas_prev", "sqrt_one_minus_alphas", "sigmas", "scale_arr", "scale_arr_prev"]
 

@@ -12,7 +12,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from tests.pack import REFERENCE_DIR
 
@@ -20,29 +20,18 @@ MANIFEST = REFERENCE_DIR / "manifests" / "vc1_i2v_512.json"
 
 
 @pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.model_management  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint  # noqa: F401
-    return comfy
-
-
-@pytest.fixture(scope="module")
-def tiny_i2v(comfy, tmp_path_factory):
+def tiny_i2v(comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_i2v.safetensors"
-    state = make_tiny_state_dict(tiny_spec("vc1_i2v_512", seed=3))
-    save_file(state, str(path))
-    return state, load_videocrafter_checkpoint(str(path))
+    path = tiny_checkpoint("vc1_i2v_512", seed=3)
+    return load_file(str(path)), load_videocrafter_checkpoint(str(path))
 
 
 def test_loader_returns_model_clip_vae_and_core_clip_vision(tiny_i2v):
     import comfy.clip_vision
 
-    from videocrafter_suite.bridge.image_conditioning import VideoCrafterI2VModel
-    from videocrafter_suite.models.resampler import Resampler
+    from videocrafter_suite.bridge.model import VideoCrafterI2VModel
+    from videocrafter_suite.models.image.resampler import Resampler
 
     state, loaded = tiny_i2v
     assert loaded.variant.name == "vc1_i2v_512" and loaded.variant.default_fps == 8
@@ -58,13 +47,11 @@ def test_loader_returns_model_clip_vae_and_core_clip_vision(tiny_i2v):
     assert torch.equal(core["visual_projection.weight"], state["embedder.model.visual.proj"].t())
 
 
-def test_t2v_checkpoints_have_no_clip_vision(comfy, tmp_path):
+def test_t2v_checkpoints_have_no_clip_vision(comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
-    from videocrafter_suite.bridge.image_conditioning import VideoCrafterI2VModel
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.bridge.model import VideoCrafterI2VModel
 
-    save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512")), str(tmp_path / "t2v.safetensors"))
-    loaded = load_videocrafter_checkpoint(str(tmp_path / "t2v.safetensors"))
+    loaded = load_videocrafter_checkpoint(str(tiny_checkpoint("vc2_t2v_512")))
     assert loaded.clip_vision is None and not isinstance(loaded.model.model, VideoCrafterI2VModel)
 
 
@@ -72,7 +59,7 @@ def test_every_key_group_of_the_full_i2v_manifest_is_consumed():
     """Released I2V key set = UNet ∪ VAE ∪ text ∪ embedder.visual (CLIP_VISION) ∪ 6 ignored text leftovers
     ∪ image_proj_model (Resampler) ∪ schedule buffers; the per-part 0 missing/0 unexpected checks are in
     test_manifests.py (UNet, Resampler) and test_i2v_encoder.py (CLIP vision)."""
-    from videocrafter_suite.models.checkpoint_layout import SCHEDULE_BUFFERS
+    from videocrafter_suite.models.checkpoints.layout import SCHEDULE_BUFFERS
 
     keys = json.loads(MANIFEST.read_text())["keys"]
     prefixes = ("model.diffusion_model.", "first_stage_model.", "cond_stage_model.model.", "embedder.model.visual.",
@@ -86,7 +73,7 @@ def test_every_key_group_of_the_full_i2v_manifest_is_consumed():
 def reference_tokens(loaded, image_signed):
     """The original's get_image_embeds, composed from the pure pieces (no node, no conditioning)."""
     from videocrafter_suite.bridge.clip_vision import clip_vision_tokens
-    from videocrafter_suite.models.image_preprocess import openclip_image_preprocess
+    from videocrafter_suite.models.image.preprocess import openclip_image_preprocess
 
     tokens = clip_vision_tokens(loaded.clip_vision, openclip_image_preprocess(image_signed))
     with torch.no_grad():
@@ -94,7 +81,7 @@ def reference_tokens(loaded, image_signed):
 
 
 def test_node_sets_image_tokens_grey_uncond_fps_and_strength(tiny_i2v):
-    from videocrafter_suite.models.image_preprocess import comfy_image_to_signed, grey_image
+    from videocrafter_suite.models.image.preprocess import comfy_image_to_signed, grey_image
     from videocrafter_suite.nodes.image_to_video import VideoCrafterImageConditioning
 
     _state, loaded = tiny_i2v
@@ -114,7 +101,7 @@ def test_node_sets_image_tokens_grey_uncond_fps_and_strength(tiny_i2v):
 
 
 def test_image_strength_reaches_the_unet(tiny_i2v):
-    from videocrafter_suite.bridge.image_conditioning import IMAGE_SCALE_KEY
+    from videocrafter_suite.bridge.vocabulary import IMAGE_SCALE as IMAGE_SCALE_KEY
 
     _state, loaded = tiny_i2v
     base = loaded.model.model
@@ -128,11 +115,12 @@ def test_i2v_tiny_fixture_through_the_conditioning_keys(comfy):
     """Golden i2v_tiny: text in c_crossattn, image tokens in their own key == original's cat([text, img])."""
     import comfy.model_patcher
 
-    from videocrafter_suite.bridge.image_conditioning import IMAGE_CONTEXT_KEY, VideoCrafterI2VConfig
-    from videocrafter_suite.models.checkpoint_layout import UNET_PREFIX, VARIANTS, take_prefix
-    from videocrafter_suite.models.resampler import ResamplerConfig
-    from videocrafter_suite.models.schedule import VideoCrafterSchedule
-    from videocrafter_suite.models.unet_detect import detect_unet_config
+    from videocrafter_suite.bridge.model import VideoCrafterI2VConfig
+    from videocrafter_suite.bridge.vocabulary import IMAGE_CONTEXT as IMAGE_CONTEXT_KEY
+    from videocrafter_suite.models.checkpoints.layout import UNET_PREFIX, VARIANTS, take_prefix
+    from videocrafter_suite.models.image.resampler import ResamplerConfig
+    from videocrafter_suite.models.sampling.schedule import VideoCrafterSchedule
+    from videocrafter_suite.models.unet.detect import detect_unet_config
 
     fixtures = REFERENCE_DIR / "fixtures"
     config = json.loads((fixtures / "i2v_tiny.config.json").read_text())
@@ -163,28 +151,24 @@ def test_i2v_tiny_fixture_through_the_conditioning_keys(comfy):
 
 
 # ------------------------------------------------------------------------------------------ bad input
-def test_t2v_model_is_refused_with_a_clear_error(tiny_i2v, comfy, tmp_path):
+def test_t2v_model_is_refused_with_a_clear_error(tiny_i2v, comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
     from videocrafter_suite.bridge.image_conditioning import ImageConditioningError, encode_image_context
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
-    save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512")), str(tmp_path / "t2v.safetensors"))
-    t2v = load_videocrafter_checkpoint(str(tmp_path / "t2v.safetensors"))
+    t2v = load_videocrafter_checkpoint(str(tiny_checkpoint("vc2_t2v_512")))
     with pytest.raises(ImageConditioningError, match="VideoCrafter2 text-to-video 512 model.*I2V"):
         encode_image_context(t2v.model, tiny_i2v[1].clip_vision, torch.zeros(1, 3, 64, 64))
 
 
-def test_missing_or_wrong_width_clip_vision_is_refused(tiny_i2v, comfy, tmp_path):
+def test_missing_or_wrong_width_clip_vision_is_refused(tiny_i2v, comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
     from videocrafter_suite.bridge.clip_vision import ClipVisionMismatchError
     from videocrafter_suite.bridge.image_conditioning import encode_image_context
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     model = tiny_i2v[1].model
     with pytest.raises(ClipVisionMismatchError, match="no CLIP_VISION"):
         encode_image_context(model, None, torch.zeros(1, 3, 64, 64))
-    save_file(make_tiny_state_dict(tiny_spec("vc1_i2v_512", vision_width=192)), str(tmp_path / "wide.safetensors"))
-    wide = load_videocrafter_checkpoint(str(tmp_path / "wide.safetensors")).clip_vision
+    wide = load_videocrafter_checkpoint(str(tiny_checkpoint("vc1_i2v_512", vision_width=192))).clip_vision
     with pytest.raises(ClipVisionMismatchError, match="192-wide tokens.*expects 128.*ViT-H/14"):
         encode_image_context(model, wide, torch.zeros(1, 3, 64, 64))
 

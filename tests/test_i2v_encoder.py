@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from tests.pack import REFERENCE_DIR
-from videocrafter_suite.models.clip_vision_layout import (VISUAL_PREFIX, VIT_H_14, openclip_visual_config,
+from videocrafter_suite.models.checkpoints.clip_vision import (VISUAL_PREFIX, VIT_H_14, openclip_visual_config,
                                                           openclip_visual_layout, split_image_encoder)
 
 open_clip = pytest.importorskip("open_clip", reason="open_clip_torch is the reference (test-only dependency)")
@@ -54,19 +54,11 @@ def seeded_small_vit(seed: int = 0):
     return visual
 
 
-@pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.clip_vision  # noqa: F401
-
-    from videocrafter_suite.bridge import clip_vision  # noqa: F401
-    return comfy
-
-
 def test_core_clip_vision_gives_the_original_tokens(comfy):
     from skimage import data
 
     from videocrafter_suite.bridge.clip_vision import build_clip_vision, clip_vision_tokens
-    from videocrafter_suite.models.image_preprocess import comfy_image_to_signed, openclip_image_preprocess
+    from videocrafter_suite.models.image.preprocess import comfy_image_to_signed, openclip_image_preprocess
 
     visual = seeded_small_vit()
     state = {VISUAL_PREFIX + k: v.clone() for k, v in visual.state_dict().items()}

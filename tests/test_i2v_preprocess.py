@@ -8,7 +8,7 @@ with ComfyUI's requirements); the pack itself never imports it. Real photos from
 import pytest
 import torch
 
-from videocrafter_suite.models.image_preprocess import (CLIP_MEAN, CLIP_STD, antialiased_bicubic_resize,
+from videocrafter_suite.models.image.preprocess import (CLIP_MEAN, CLIP_STD, antialiased_bicubic_resize,
                                                         comfy_image_to_signed, gaussian_kernel1d, grey_image,
                                                         openclip_image_preprocess)
 

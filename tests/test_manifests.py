@@ -8,8 +8,8 @@ import pytest
 
 from tests.pack import REFERENCE_DIR
 from tests.parity import manifests
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
-from videocrafter_suite.models.unet_detect import UNET_PREFIX, detect_unet_config
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.unet.detect import UNET_PREFIX, detect_unet_config
 
 MANIFESTS = REFERENCE_DIR / "manifests"
 

@@ -8,15 +8,9 @@ import torch
 from einops import rearrange
 from safetensors.torch import load_file
 
+from videocrafter_suite.bridge.vocabulary import TEMPORAL_OFF
+
 FIXTURE = "fixtures/stylecrafter_tiny"
-
-
-@pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.samplers  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint, guiders, style  # noqa: F401
-    return comfy
 
 
 @pytest.fixture(scope="module")
@@ -29,8 +23,8 @@ def recorded(reference_dir):
 @pytest.fixture(scope="module")
 def base_model(comfy, recorded):
     from videocrafter_suite.bridge.checkpoint import build_model
-    from videocrafter_suite.models.checkpoint_layout import VARIANTS
-    from videocrafter_suite.models.schedule import VC1_512
+    from videocrafter_suite.models.checkpoints.layout import VARIANTS
+    from videocrafter_suite.models.sampling.schedule import VC1_512
 
     _config, weights, _io = recorded
     state = {k: v for k, v in weights.items() if k.startswith("model.diffusion_model.")}
@@ -58,8 +52,9 @@ def capture_sampler(comfy):
 
 
 def positive_for(model, io, video, scaled):
-    from videocrafter_suite.bridge.style import (STYLE_CONTEXT_KEY, STYLE_SCALED_KEY, STYLE_SCALES_KEY,
-                                                 STYLE_WEIGHT_KEY, style_adapter_of)
+    from videocrafter_suite.bridge.style import style_adapter_of
+    from videocrafter_suite.bridge.vocabulary import STYLE_CONTEXT as STYLE_CONTEXT_KEY, \
+        STYLE_SCALED_LOGITS as STYLE_SCALED_KEY, STYLE_SCALES as STYLE_SCALES_KEY, STYLE_WEIGHT as STYLE_WEIGHT_KEY
 
     adapter = style_adapter_of(model)
     text = io["in/context_text"][video:video + 1]
@@ -125,7 +120,7 @@ def test_patch_leaves_the_base_model_untouched(comfy, base_model, style_model, r
 
 def test_temporal_checkpoint_is_a_set_patch_and_unpatches(comfy, base_model, recorded):
     from videocrafter_suite.bridge.style import apply_stylecrafter
-    from videocrafter_suite.models.stylecrafter_layout import temporal_transformer_paths
+    from videocrafter_suite.models.style.layout import temporal_transformer_paths
 
     _config, weights, _io = recorded
     unet = base_model.model.diffusion_model
@@ -142,12 +137,27 @@ def test_temporal_checkpoint_is_a_set_patch_and_unpatches(comfy, base_model, rec
     comfy.model_management.load_models_gpu([base_model])
     assert torch.equal(unet.state_dict()[key], before)
     image = apply_stylecrafter(base_model, adapter_state(weights), nested, image_mode=True, style_heads=4, scale_heads=4)
-    assert not image.patches and image.model_options["transformer_options"]["videocrafter_temporal_off"]
+    assert not image.patches and image.model_options["transformer_options"][TEMPORAL_OFF]
 
 
 def one_call(comfy, guider, x, sigma):
-    return guider.sample(x, torch.zeros_like(x), capture_sampler(comfy), torch.tensor([sigma, 0.0]),
-                         disable_pbar=True, seed=0)
+    with torch.inference_mode():  # as ComfyUI runs every node (execution.py)
+        return guider.sample(x, torch.zeros_like(x), capture_sampler(comfy), torch.tensor([sigma, 0.0]),
+                             disable_pbar=True, seed=0)
+
+
+#: Relative reproducibility of one float32 UNet output when the same input is evaluated inside another batch
+#: (cond/uncond batched by the guider vs alone here): GEMM/conv blocking differs per batch size and per CPU.
+#: The fixtures show float32 outputs 1e-5 relative from float64 (README §4.6); 2e-5 leaves a factor 2.
+MODEL_REL = 2e-5
+
+
+def combination_tolerance(*terms) -> float:
+    """Bound on |got − want| for a guided sum Σ wᵢ·eᵢ: each term carries MODEL_REL·max|eᵢ|, amplified by |wᵢ|.
+
+    ``terms`` are (weight, output) pairs. An elementwise rtol on the *sum* cannot hold everywhere: the sum can
+    cancel to ~0 where its terms are large (scales 15 + 7.5 amplify each term's rounding)."""
+    return sum(abs(w) * MODEL_REL * float(e.abs().max()) for w, e in terms)
 
 
 def test_temporal_guidance_is_the_formula_and_zero_is_exactly_plain(comfy, style_model, recorded):
@@ -163,7 +173,7 @@ def test_temporal_guidance_is_the_formula_and_zero_is_exactly_plain(comfy, style
     def direct(conds, temporal_off=False):
         model = style_model.clone()
         if temporal_off:
-            model.model_options.setdefault("transformer_options", {})["videocrafter_temporal_off"] = True
+            model.model_options.setdefault("transformer_options", {})[TEMPORAL_OFF] = True
         guider = comfy.samplers.CFGGuider(model)
         guider.set_conds(conds, conds)
         guider.set_cfg(1.0)
@@ -183,7 +193,8 @@ def test_temporal_guidance_is_the_formula_and_zero_is_exactly_plain(comfy, style
             assert torch.equal(got, one_call(comfy, plain, x, sigma))
         else:
             want = e_u + 7.0 * (e_c - e_u) + omega * (e_c - e_frames)
-            assert torch.allclose(got, want, rtol=1e-5, atol=1e-5), float((got - want).abs().max())
+            tolerance = combination_tolerance((6.0, e_u), (7.0 + omega, e_c), (omega, e_frames))
+            assert float((got - want).abs().max()) <= tolerance, (float((got - want).abs().max()), tolerance)
 
     e_t0 = direct([[positive[0][0], {}]])
     for omega in (0.0, -1.5):
@@ -192,25 +203,27 @@ def test_temporal_guidance_is_the_formula_and_zero_is_exactly_plain(comfy, style
         guider.set_scales(15.0, 7.5, omega)
         got = one_call(comfy, guider, x, sigma)
         want = e_c + 7.5 * (e_c - e_t0) + 15.0 * (e_t0 - e_u) + omega * (e_c - e_frames)
-        assert torch.allclose(got, want, rtol=1e-5, atol=1e-4), float((got - want).abs().max())
+        tolerance = combination_tolerance((8.5 + omega, e_c), (7.5 + 15.0, e_t0), (15.0, e_u), (omega, e_frames))
+        assert float((got - want).abs().max()) <= tolerance, (float((got - want).abs().max()), tolerance)
 
 
 def test_without_condition_strips_style_and_takes_the_negatives_image_tokens(comfy):
     from videocrafter_suite.bridge.guiders import without_condition
 
     text, grey, image = torch.zeros(1, 77, 8), torch.full((1, 4, 8), 0.5), torch.ones(1, 4, 8)
-    positive = [[text, {"videocrafter_style_context": image, "videocrafter_style_weight": 1.0, "fps": 8}]]
-    assert without_condition(positive, [[text, {}]]) == [[text, {"fps": 8}]]
-    i2v = without_condition([[text, {"videocrafter_image_context": image, "fps": 8}]],
-                            [[text, {"videocrafter_image_context": grey, "fps": 8}]])
-    assert i2v[0][1]["videocrafter_image_context"] is grey and i2v[0][1]["fps"] == 8
+    from videocrafter_suite.bridge.vocabulary import FPS, IMAGE_CONTEXT, STYLE_CONTEXT, STYLE_WEIGHT
+
+    positive = [[text, {STYLE_CONTEXT: image, STYLE_WEIGHT: 1.0, FPS: 8}]]
+    assert without_condition(positive, [[text, {}]]) == [[text, {FPS: 8}]]
+    i2v = without_condition([[text, {IMAGE_CONTEXT: image, FPS: 8}]], [[text, {IMAGE_CONTEXT: grey, FPS: 8}]])
+    assert i2v[0][1][IMAGE_CONTEXT] is grey and i2v[0][1][FPS] == 8
 
 
 def test_wrong_base_family_and_bad_files_give_clear_errors(comfy, recorded):
     from videocrafter_suite.bridge.checkpoint import build_model
     from videocrafter_suite.bridge.style import StyleCrafterError, apply_stylecrafter, style_adapter_of
-    from videocrafter_suite.models.checkpoint_layout import VARIANTS
-    from videocrafter_suite.models.schedule import VC2_512
+    from videocrafter_suite.models.checkpoints.layout import VARIANTS
+    from videocrafter_suite.models.sampling.schedule import VC2_512
 
     _config, weights, _io = recorded
     t2v = {k: v.float() for k, v in load_file(recorded_dir(recorded) / "t2v_tiny_vc2style.weights.safetensors").items()}

@@ -11,9 +11,9 @@ def loaded(comfy_path):
     from videocrafter_suite.bridge.checkpoint import build_clip, build_model, schedule_from_checkpoint
     from videocrafter_suite.bridge.clip_vision import build_clip_vision
     from videocrafter_suite.bridge.style import apply_stylecrafter
-    from videocrafter_suite.models.checkpoint_layout import detect_variant
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-    from videocrafter_suite.models.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
+    from videocrafter_suite.models.checkpoints.layout import detect_variant
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
 
     spec = tiny_spec("vc1_t2v_512", seed=5)
     state = make_tiny_state_dict(spec)
@@ -29,7 +29,8 @@ def images(n, h=40, w=72, seed=0):
 
 
 def test_style_conditioning_node_puts_tokens_scales_weight_and_variant_in_positive(loaded):
-    from videocrafter_suite.bridge.style import STYLE_CONTEXT_KEY, STYLE_SCALED_KEY, STYLE_SCALES_KEY, STYLE_WEIGHT_KEY
+    from videocrafter_suite.bridge.vocabulary import STYLE_CONTEXT as STYLE_CONTEXT_KEY, STYLE_SCALED_LOGITS as STYLE_SCALED_KEY, \
+        STYLE_SCALES as STYLE_SCALES_KEY, STYLE_WEIGHT as STYLE_WEIGHT_KEY
     from videocrafter_suite.nodes.style import ATTENTION, StyleCrafterStyleConditioning
 
     text = loaded["clip"].encode_from_tokens_scheduled(loaded["clip"].tokenize("a bear"))
@@ -74,7 +75,7 @@ def test_multi_reference_concatenates_tokens_along_the_sequence(loaded):
 
 
 def test_style_reference_crop_is_resize_512_and_center_crop():
-    from videocrafter_suite.models.style_adapter import style_reference_crop
+    from videocrafter_suite.models.style.adapter import style_reference_crop
 
     wide = torch.rand(1, 3, 300, 600)
     out = style_reference_crop(wide)
@@ -85,7 +86,7 @@ def test_style_reference_crop_is_resize_512_and_center_crop():
 
 def test_clear_errors(loaded):
     from videocrafter_suite.bridge.style import StyleCrafterError, encode_style_tokens, style_adapter_of
-    from videocrafter_suite.models.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     with pytest.raises(StyleCrafterError, match="no style image"):
         encode_style_tokens(loaded["model"], loaded["clip_vision"], [images(0), None])
@@ -102,7 +103,7 @@ def test_clear_errors(loaded):
 
 def test_temporal_and_adapter_files_are_told_apart(loaded):
     from videocrafter_suite.bridge.style import StyleCrafterError, apply_stylecrafter
-    from videocrafter_suite.models.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
+    from videocrafter_suite.devkit.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
 
     spec = loaded["spec"]
     with pytest.raises(StyleCrafterError, match="not a StyleCrafter style adapter"):

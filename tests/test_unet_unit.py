@@ -6,9 +6,9 @@ import dataclasses
 import pytest
 import torch
 
-from videocrafter_suite.models.attention import attention_backend
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
-from videocrafter_suite.models.unet_detect import detect_unet_config
+from videocrafter_suite.models.unet.attention import attention_backend
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.unet.detect import detect_unet_config
 
 TINY = UNet3DConfig(model_channels=32, attention_resolutions=(1, 2), num_res_blocks=1, channel_mult=(1, 2),
                     num_head_channels=8, context_dim=16, temporal_conv=True, use_relative_position=True,
@@ -110,10 +110,44 @@ def test_naive_attention_backend_matches_sdpa(model):
 
 
 @torch.no_grad()
-def test_causal_attention_and_conv_projections_run():
+def test_causal_temporal_attention_never_looks_ahead():
+    """With ``use_causal_attention`` each temporal block sees a mask that lets frame i attend to frames ≤ i only:
+    the block's output at frame i must not change when a later frame changes, and must change for an earlier one.
+
+    (Checked on the transformer block the TemporalTransformer calls, with the mask it passes: the GroupNorm in
+    front of it spans all frames, so the whole layer is not causal by construction, in the original too.)"""
     config = dataclasses.replace(TINY, use_causal_attention=True, use_linear=False, use_relative_position=False)
-    y = make(config)(inputs()["x"], inputs()["t"], inputs()["ctx"])
-    assert torch.isfinite(y).all()
+    temporal = make(config).input_blocks[1][2]
+    captured = {}
+    block = temporal.transformer_blocks[0]
+    handle = block.register_forward_pre_hook(lambda module, args, kwargs: captured.update(kwargs), with_kwargs=True)
+    temporal(torch.randn(1, temporal.in_channels, T, 4, 4))
+    handle.remove()
+    mask = captured["mask"]
+    assert mask is not None and mask.shape[-2:] == (T, T)
+    assert torch.equal(mask.reshape(T, T), torch.ones(T, T, dtype=torch.bool).tril()), mask
+    tokens = torch.randn(5, T, block.norm1.normalized_shape[0])
+    base = block(tokens, mask=mask)
+    later, earlier = tokens.clone(), tokens.clone()
+    later[:, -1] += torch.randn_like(later[:, -1])  # not a constant shift: LayerNorm would remove it
+    earlier[:, 0] += torch.randn_like(earlier[:, 0])
+    assert torch.equal(block(later, mask=mask)[:, :-1], base[:, :-1]), "a frame attended to a later frame"
+    assert not torch.allclose(block(earlier, mask=mask)[:, 1:], base[:, 1:]), "later frames ignore earlier ones"
+
+
+@torch.no_grad()
+def test_conv_projections_equal_linear_projections():
+    """``use_linear=False`` (1x1 Conv2d/Conv1d projections, VC1 configs) computes the same function as Linear
+    projections with the same weights: the layout plumbing around the convolutions is right."""
+    linear = make(dataclasses.replace(TINY, use_linear=True))
+    conv_config = dataclasses.replace(TINY, use_linear=False)
+    conv = VideoCrafterUNet(conv_config).eval()
+    shapes = {k: v.shape for k, v in conv.state_dict().items()}
+    state = {k: v.reshape(shapes[k]) for k, v in linear.state_dict().items()}  # 1x1 kernels: same numbers
+    conv.load_state_dict(state)
+    i = inputs()
+    torch.testing.assert_close(conv(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]),
+                               linear(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]), rtol=0, atol=1e-5)
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

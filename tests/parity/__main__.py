@@ -3,17 +3,18 @@
 Each PATH is a directory (searched recursively) or a single JSON file. Every ``*.config.json``
 (fixture) and every other ``*.json`` that is a manifest (a ``keys`` mapping plus
 ``yaml_config_parsed``) is dispatched on its *content* to the first checker whose
-``matches(config)`` is true:
+``matches(config)`` is true. Checkers are discovered, not listed: every module
+``tests/parity/*_fixtures.py`` (each family adds its own file) plus ``tests/parity/manifests.py``
+(full-size key/shape manifests, tried last). Each exposes ``matches(config) -> bool`` and
+``check(config_path) -> list[Comparison]``; ``PRIORITY`` (default 50; lower first) orders them where
+two could match (e.g. StyleCrafter fixtures also carry ``unet_kwargs``).
 
-* ``tests/parity/stylecrafter_fixtures.py`` — StyleCrafter fixtures (``unet_kwargs`` + ``adapter_config``);
-* ``tests/parity/unet_fixtures.py`` — UNet fixtures (``unet_kwargs``);
-* ``tests/parity/sampler_fixtures.py`` — DDIM sampler fixtures (imported lazily; an ImportError
-  means "not supported yet");
-* ``tests/parity/manifests.py`` — full-size key/shape manifests.
-
-Configs no checker handles are printed as ``SKIP <name>: <reason>`` and do not fail the run. Each
-compared tensor prints one line (``tests/parity/report.py``); a mismatch or an exception prints
-FAIL and makes the exit code 1. The last line is ``parity: N passed, M failed, K skipped``.
+A fixture kind no checker knows is printed as ``UNKNOWN <name>: <reason>`` and **fails the run**: an
+unverified fixture is never silently passed. Each compared tensor prints one line
+(``tests/parity/report.py``); a mismatch or an exception prints FAIL and makes the exit code 1. A
+checker may report parts of a fixture it deliberately does not compare (``not_checked(path)``) as
+``SKIP`` lines with the reason. The last line is ``parity: N passed, M failed, K skipped``
+(UNKNOWN configs count as failed).
 """
 from __future__ import annotations
 
@@ -26,17 +27,25 @@ from pathlib import Path
 
 import tests.pack  # noqa: F401  (first: registers the repo as ``videocrafter_suite``)
 
-CHECKERS = ("tests.parity.stylecrafter_fixtures", "tests.parity.unet_fixtures", "tests.parity.sampler_fixtures", "tests.parity.manifests")
+HERE = Path(__file__).resolve().parent
+MANIFEST_CHECKER = "tests.parity.manifests"
+
+
+def checker_names() -> list[str]:
+    """Every ``tests/parity/*_fixtures.py`` module, then the manifest checker."""
+    return [f"tests.parity.{path.stem}" for path in sorted(HERE.glob("*_fixtures.py"))] + [MANIFEST_CHECKER]
 
 
 def _load_checkers() -> tuple[list, dict[str, str]]:
-    """Import every checker; those that fail to import are reported, not fatal."""
+    """Import every checker, ordered by ``PRIORITY``; one that fails to import is reported (and every config
+    only it could check then fails as UNKNOWN), never fatal to the others."""
     loaded, unavailable = [], {}
-    for name in CHECKERS:
+    for name in checker_names():
         try:
             loaded.append(importlib.import_module(name))
         except ImportError as exc:
             unavailable[name] = f"{type(exc).__name__}: {exc}"
+    loaded.sort(key=lambda module: (getattr(module, "PRIORITY", 50), module.__name__ == MANIFEST_CHECKER))
     return loaded, unavailable
 
 
@@ -69,12 +78,10 @@ def _display_name(path: Path) -> str:
     return path.name[: -len(".config.json")] if path.name.endswith(".config.json") else path.stem
 
 
-def _skip_reason(config: dict, unavailable: dict[str, str]) -> str:
-    if config.get("adapter_config") is not None and "tests.parity.stylecrafter_fixtures" in unavailable:
-        return f"StyleCrafter checker not available ({unavailable['tests.parity.stylecrafter_fixtures']})"
-    if "latent_diffusion_config_resolved" in config and "tests.parity.sampler_fixtures" in unavailable:
-        return f"sampler checker not available yet ({unavailable['tests.parity.sampler_fixtures']})"
-    return f"no checker handles this config (top-level keys: {sorted(config)[:8]})"
+def _unknown_reason(config: dict, unavailable: dict[str, str]) -> str:
+    broken = "; ".join(f"{name} failed to import ({why})" for name, why in unavailable.items())
+    reason = f"no checker knows this fixture kind (top-level keys: {sorted(config)[:8]})"
+    return f"{reason}; {broken}" if broken else reason
 
 
 def run(paths: list[Path], out=sys.stdout) -> int:
@@ -90,8 +97,8 @@ def run(paths: list[Path], out=sys.stdout) -> int:
             continue
         checker = next((c for c in checkers if c.matches(config)), None)
         if checker is None:
-            print(f"SKIP {name}: {_skip_reason(config, unavailable)}", file=out)
-            skipped += 1
+            print(f"UNKNOWN {name}: {_unknown_reason(config, unavailable)}", file=out)
+            failed += 1
             continue
         try:
             comparisons = checker.check(path)

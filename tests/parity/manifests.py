@@ -6,7 +6,7 @@ manifest exactly. The detected config is also compared with the manifest's YAML
 ``unet_config.params``. I2V manifests also check ``image_proj_model.*`` (Resampler).
 StyleCrafter manifests: the base UNet is checked without the ``.attn2.processor.`` alias keys; then
 the style adapter is built on meta from the sizes read off the adapter checkpoint layout and attached
-to the UNet as the ComfyUI patch does (``models.style_adapter``): the patched UNet's keys must equal
+to the UNet as the ComfyUI patch does (``models.style.adapter``): the patched UNet's keys must equal
 the manifest's ``model.diffusion_model.*`` *with* the aliases, the adapter's keys the manifest's
 ``adapter.*`` and its adapter-checkpoint layout, the dual-attention layer order the manifest's
 processor list, and the temporal checkpoint layout (17 nested TemporalTransformer state dicts) must
@@ -19,12 +19,12 @@ from pathlib import Path
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison
-from videocrafter_suite.models.resampler import Resampler, detect_resampler_config
-from videocrafter_suite.models.style_adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
-from videocrafter_suite.models.stylecrafter_layout import (check_temporal_state, dual_attention_paths,
+from videocrafter_suite.models.image.resampler import Resampler, detect_resampler_config
+from videocrafter_suite.models.style.adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
+from videocrafter_suite.models.style.layout import (check_temporal_state, dual_attention_paths,
                                                            flatten_temporal_state, processor_name)
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
-from videocrafter_suite.models.unet_detect import UNET_PREFIX, config_differences, detect_unet_config
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.unet.detect import UNET_PREFIX, config_differences, detect_unet_config
 
 RESAMPLER_PREFIX = "image_proj_model."
 PROCESSOR_ALIAS = ".attn2.processor."

@@ -11,7 +11,7 @@ cfg, seeds, shapes, fps int or tensor) work unchanged:
 - ``run_<tag>/*``: (a) the noise stream (x_T + one draw per step) from ``OriginalOrderNoise(seed)``, exact;
   (b) every step recomputed with ``ddim_step`` from the stored eps / noise / previous x, and the whole chain from
   ``x_T`` alone, <= 1e-6 relative; (c) for float32 runs, the full sampling loop with our UNet
-  (``models/unet3d.py``) from the recorded x_T and noise, final latent <= 1e-4 relative (README §5.5).
+  (``models/unet/unet3d.py``) from the recorded x_T and noise, final latent <= 1e-4 relative (README §5.5).
 """
 from __future__ import annotations
 
@@ -24,8 +24,8 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
-from videocrafter_suite.models import ddim as D
-from videocrafter_suite.models import schedule as S
+from videocrafter_suite.models.sampling import ddim as D
+from videocrafter_suite.models.sampling import schedule as S
 
 STEP_RTOL = 1e-6     # step recomputation from stored captures (upstream's own CPU sqrt may differ by 1 ulp)
 E2E_RTOL = 1e-4      # end-to-end sampler with the float32 UNet (README §5.5)
@@ -218,7 +218,7 @@ def _check_noise(fx: str, tensors: dict, tag: str, seed: int | None) -> list[Com
 
 def _load_unet(config: dict, config_path: Path):
     """Our UNet with the fixture's weights (``model.diffusion_model.*`` keys, fp16 stored, cast to float32)."""
-    from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
+    from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
 
     params = config["latent_diffusion_config_resolved"]["params"]
     kwargs = dict(params["unet_config"]["params"])

@@ -14,7 +14,7 @@ head counts and the attention variant of each tensor are read from the config an
   ``unet_fixtures``);
 - the ``sampler_*`` runs of ``style_guided_synthesis`` (DDIMStyleSampler, λ_t 15, λ_s 7.5): the DDIM
   arrays exactly, the noise stream exactly, every step recomputed from the stored three predictions
-  with ``models.guidance.multi_condition_cfg`` (≤ 1e-6 rel), and the full 10-step loop with our UNet
+  with ``models.sampling.guidance.multi_condition_cfg`` (≤ 1e-6 rel), and the full 10-step loop with our UNet
   from the recorded x_T and noise (≤ 1e-4 rel, README §5.5).
 """
 from __future__ import annotations
@@ -28,12 +28,12 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
-from videocrafter_suite.models import ddim as D
-from videocrafter_suite.models import schedule as S
-from videocrafter_suite.models.guidance import multi_condition_cfg
-from videocrafter_suite.models.style_adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
-from videocrafter_suite.models.stylecrafter_layout import ADAPTER_PREFIX
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.sampling import ddim as D
+from videocrafter_suite.models.sampling import schedule as S
+from videocrafter_suite.models.sampling.guidance import multi_condition_cfg
+from videocrafter_suite.models.style.adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
+from videocrafter_suite.models.style.layout import ADAPTER_PREFIX
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
 
 UNET_PREFIX = "model.diffusion_model."
 F32_ATOL = 1e-5
@@ -41,6 +41,9 @@ F64_ATOL = 1e-9
 STEP_RTOL = 1e-6
 E2E_RTOL = 1e-4
 XFORMERS_TAG = "_xformers_emulated"
+
+
+PRIORITY = 10  # before unet_fixtures: these configs carry unet_kwargs too
 
 
 def matches(config: dict) -> bool:

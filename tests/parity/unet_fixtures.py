@@ -27,9 +27,9 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
-from videocrafter_suite.models.resampler import Resampler, ResamplerConfig, detect_resampler_config
-from videocrafter_suite.models.unet3d import UNet3DConfig, VideoCrafterUNet
-from videocrafter_suite.models.unet_detect import UNET_PREFIX, config_differences, detect_unet_config
+from videocrafter_suite.models.image.resampler import Resampler, ResamplerConfig, detect_resampler_config
+from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
+from videocrafter_suite.models.unet.detect import UNET_PREFIX, config_differences, detect_unet_config
 
 F32_ATOL = 1e-5
 F64_ATOL = 1e-9

@@ -1,6 +1,6 @@
 """Tiny, seeded StyleCrafter checkpoints in the released layouts, for tests and the demo.
 
-For a tiny VideoCrafter1 T2V 512 base made by ``models.tiny_checkpoint`` (``tiny_spec("vc1_t2v_512")``):
+For a tiny VideoCrafter1 T2V 512 base made by ``devkit.tiny_checkpoint`` (``tiny_spec("vc1_t2v_512")``):
 
 * :func:`make_tiny_adapter_state` — an ``adapter_v1.pth``-layout dict (``image_context_model.*``,
   ``scale_predictor.*``, ``kv_attn_layers.<processor path>.*``) whose StyleTransformer reads tokens
@@ -20,10 +20,10 @@ import math
 import torch
 from torch import nn
 
-from .style_adapter import StyleAdapter, StyleAdapterConfig
-from .stylecrafter_layout import dual_attention_paths, temporal_transformer_paths
+from ..models.style.adapter import StyleAdapter, StyleAdapterConfig
+from ..models.style.layout import dual_attention_paths, temporal_transformer_paths
 from .tiny_checkpoint import TinySpec, tiny_unet_config
-from .unet3d import VideoCrafterUNet
+from ..models.unet.unet3d import VideoCrafterUNet
 
 
 def _randomise(module: nn.Module, seed: int) -> None:

@@ -20,8 +20,8 @@ import math
 import re
 from collections.abc import Mapping
 
-from .checkpoint_layout import IMAGE_ENCODER_PREFIX, CheckpointLayoutError, shape_of
-from .companion_layouts import openclip_resblocks_layout
+from .layout import IMAGE_ENCODER_PREFIX, CheckpointLayoutError, shape_of
+from .companions import openclip_resblocks_layout
 
 VISUAL_PREFIX = IMAGE_ENCODER_PREFIX + "visual."
 # open_clip head widths of the released OpenCLIP ViTs (model_configs/*.json: ViT-B 64, L 64, H 80,

@@ -148,7 +148,7 @@ class CrossAttention(nn.Module):
       ``to_k_ip/to_v_ip`` with the same ``q`` and their own softmax; the result is added as
       ``out_text + image_scale * out_img`` before ``to_out`` (attention.py:59-64, 82-87, 116-124).
     * ``processor`` (StyleCrafter, set by a model patch on the SpatialTransformer attn2 layers: a
-      ``models.style_adapter.StyleKV``; None otherwise, so the base keys are unchanged): style tokens
+      ``models.style.adapter.StyleKV``; None otherwise, so the base keys are unchanged): style tokens
       go through ``to_k_style/to_v_style`` with the same ``q``; the result is
       ``out + (1 + s[layer_idx]) · weight · norm_style(attn(q, k_style, v_style))`` before ``to_out``
       (``DualCrossAttnProcessorAS``, SC attention.py:731-788). The attribute name gives the

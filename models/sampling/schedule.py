@@ -141,7 +141,7 @@ class VideoCrafterSchedule:
     i.e. Euler in y-space. With eta > 0 upstream's noise ``sigma_t * z`` becomes ``sigma_up * z`` with
     ``sigma_up = sigma_t / (sqrt(a_prev) * s_prev)`` in y-space: a valid ancestral split
     (``sigma_down**2 + sigma_up**2 = sigma'_prev**2``) that equals k-diffusion's ``get_ancestral_step(eta)``
-    only where ``s_t == s_prev``; the exact path is ``models.ddim``. Without use_scale ``s_t = 1`` and these
+    only where ``s_t == s_prev``; the exact path is ``models.sampling.ddim``. Without use_scale ``s_t = 1`` and these
     are the plain SD sigmas.
     ``sigma'`` increases with t (sigma grows, s_t falls or is constant), so it is a valid k-diffusion schedule.
 

@@ -14,7 +14,7 @@ with ``strict=True``.
   takes).
 * :class:`StyleKV` (``DualCrossAttnProcessorAS``'s weights, SC attention.py:650-670): ``to_k_style``,
   ``to_v_style`` (no bias) and ``norm_style``; the attention itself lives in
-  ``models.attention.CrossAttention``.
+  ``models.unet.attention.CrossAttention``.
 
 The transformer blocks use ``torch.nn.MultiheadAttention`` with ``batch_first=False`` like the
 original (arch_transformer.py:160-252), so its ``in_proj_weight``/``out_proj`` keys and numerics are
@@ -30,7 +30,7 @@ from torch import nn
 
 import torch.nn.functional as F
 
-from .stylecrafter_layout import (RELEASED_SCALE_HEADS, RELEASED_STYLE_HEADS, adapter_dimensions,
+from .layout import (RELEASED_SCALE_HEADS, RELEASED_STYLE_HEADS, adapter_dimensions,
                                   dual_attention_paths, kv_module_name)
 
 

@@ -25,7 +25,7 @@ from __future__ import annotations
 import re
 from collections.abc import Mapping
 
-from .checkpoint_layout import CheckpointLayoutError, shape_of
+from ..checkpoints.layout import CheckpointLayoutError, shape_of
 
 ADAPTER_PREFIX = "adapter."
 KV_LAYERS = "kv_attn_layers."

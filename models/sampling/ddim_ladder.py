@@ -1,6 +1,6 @@
 """DDIM arrays for an arbitrary descending ladder of timesteps (what a ComfyUI SIGMAS tensor encodes).
 
-The original sampler builds its arrays from ``S`` alone (``models.ddim.make_ddim_arrays``). Inside
+The original sampler builds its arrays from ``S`` alone (``models.sampling.ddim.make_ddim_arrays``). Inside
 ComfyUI the step ladder arrives as SIGMAS, which may be the original DDIM ladder, a truncated
 one (denoise < 1), or any other scheduler's. This module builds the same :class:`DDIMArrays`
 from the ladder itself: step ``k`` goes from ``timesteps[k]`` to ``previous[k]`` (``None`` = the

@@ -114,9 +114,6 @@ def cfg_eps(e_cond: torch.Tensor, e_uncond: torch.Tensor, scale: float) -> torch
     return e_uncond + scale * (e_cond - e_uncond)
 
 
-_NP_DTYPES = {torch.float32: np.float32, torch.float64: np.float64, torch.float16: np.float16}
-
-
 def ddim_step(x: torch.Tensor, e_t: torch.Tensor, index: int, arrays: DDIMArrays, noise: Optional[torch.Tensor],
               temperature: float = 1.0, coef_dtype: torch.dtype = torch.float32):
     """One DDIM update; returns ``(x_prev, pred_x0)`` like ``p_sample_ddim`` (ddim.py:254-291).
@@ -132,37 +129,33 @@ def ddim_step(x: torch.Tensor, e_t: torch.Tensor, index: int, arrays: DDIMArrays
         pred_x0 /= scale_t                                  # use_scale only
         x_prev  = a_prev.sqrt() * scale_t_prev * pred_x0 + dir_xt + noise
 
-    The per-batch coefficient expressions (``a_t.sqrt()``, ``(1 - a_prev - sigma_t**2).sqrt()``,
-    ``a_prev.sqrt() * scale_t_prev``) are evaluated on scalars of ``coef_dtype`` with correctly rounded
-    (IEEE) square roots, which is what upstream gets on CUDA and on CPU for small batches; torch's vectorised
-    CPU sqrt can be 1 ulp off. The tensor-sized operations run in torch in upstream's order.
+    Coefficients are computed with torch on those ``coef_dtype`` tensors in upstream's order
+    (``a_t.sqrt()``, ``(1. - a_prev - sigma_t**2).sqrt()``, ``a_prev.sqrt() * scale_t_prev``), not with numpy:
+    torch's CPU square root is what the original ran, and on some CPUs it differs from a correctly rounded one by
+    an ulp, which a run of 25+ steps would otherwise carry into its result.
     No clipping of pred_x0 (upstream has none on this path). ``pred_x0`` is returned after ``/ scale_t``.
     """
-    ft = _NP_DTYPES[coef_dtype]
     size = (x.shape[0],) + (1,) * (x.dim() - 1)
     full = lambda v: torch.full(size, float(v), dtype=coef_dtype, device=x.device)  # noqa: E731
-    a_t = ft(float(arrays.alphas[index]))
-    a_prev = ft(float(arrays.alphas_prev[index]))
-    sigma = ft(float(arrays.sigmas[index]))
-    sqrt_one_minus_at = full(ft(float(arrays.sqrt_one_minus_alphas[index])))
-    sigma_t = full(sigma)
-    sqrt_a_t = full(np.sqrt(a_t))
-    dir_coef = full(np.sqrt((ft(1.0) - a_prev) - sigma * sigma))
+    a_t = full(arrays.alphas[index])
+    a_prev = full(arrays.alphas_prev[index])
+    sigma_t = full(arrays.sigmas[index])
+    sqrt_one_minus_at = full(arrays.sqrt_one_minus_alphas[index])
 
-    pred_x0 = (x - sqrt_one_minus_at * e_t) / sqrt_a_t
-    dir_xt = dir_coef * e_t
+    pred_x0 = (x - sqrt_one_minus_at * e_t) / a_t.sqrt()
+    dir_xt = (1. - a_prev - sigma_t ** 2).sqrt() * e_t
     if noise is None:
-        if float(sigma) != 0.0:
+        if float(arrays.sigmas[index]) != 0.0:
             raise ValueError("noise is required when sigma_t != 0")
         noise = torch.zeros(x.shape, dtype=coef_dtype, device=x.device)
     noise = sigma_t * noise.to(x.device) * temperature
     if arrays.scale_arr is not None:
-        scale_t = full(ft(float(arrays.scale_arr[index])))
-        scale_t_prev = ft(float(arrays.scale_arr_prev[index]))
+        scale_t = full(arrays.scale_arr[index])
+        scale_t_prev = full(arrays.scale_arr_prev[index])
         pred_x0 = pred_x0 / scale_t
-        x_prev = full(np.sqrt(a_prev) * scale_t_prev) * pred_x0 + dir_xt + noise
+        x_prev = a_prev.sqrt() * scale_t_prev * pred_x0 + dir_xt + noise
     else:
-        x_prev = full(np.sqrt(a_prev)) * pred_x0 + dir_xt + noise
+        x_prev = a_prev.sqrt() * pred_x0 + dir_xt + noise
     return x_prev, pred_x0
 
 

@@ -1,0 +1,1 @@
+"""Checkpoint files: the one safe reader, strict loading, and the key layouts of every component."""

@@ -1,0 +1,1 @@
+"""Noise schedules, the original DDIM arithmetic and the guidance formulas (pure functions)."""
