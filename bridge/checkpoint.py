@@ -138,10 +138,10 @@ def log_if_demonstration(path: str) -> bool:
         from safetensors import safe_open
 
         with safe_open(path, framework="pt") as handle:
-            note = (handle.metadata() or {}).get("videocrafter_suite", "")
+            notes = " ".join((handle.metadata() or {}).values())
     except Exception:  # unreadable files get their clear error from read_state_dict
         return False
-    if DEMONSTRATION_MARK not in note:
+    if DEMONSTRATION_MARK not in notes:
         return False
     logging.warning("VideoCrafter: '%s' is the pack's DEMONSTRATION model (a tiny VideoCrafter2 trained on "
                     "procedural moving shapes, 64x64; see docs/demo_model.md), not released VideoCrafter weights.",
