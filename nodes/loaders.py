@@ -25,7 +25,9 @@ class VideoCrafterCheckpointLoader(io.ComfyNode):
                         "native MODEL, the OpenCLIP-H text encoder as CLIP, and the SD VAE; a VideoCrafter1 I2V "
                         "checkpoint also gives its OpenCLIP ViT-H image encoder as CLIP_VISION (None otherwise). "
                         "The variant (VC2-512, VC1-1024, VC1-512, VC1-I2V-512, Make-Your-Video depth 256) is "
-                        "detected from the weights, never from the file name.",
+                        "detected from the weights, never from the file name. videocrafter_demo_vc2_shapes.safetensors "
+                        "(copied by scripts/demo.py) is the pack's DEMONSTRATION model: a tiny VC2 trained on moving "
+                        "shapes at 64x64, for the demo and quality tests only.",
             inputs=[io.Combo.Input("ckpt_name", options=folder_paths.get_filename_list("checkpoints"),
                                    tooltip="A VideoCrafter checkpoint in models/checkpoints. .ckpt files are read "
                                            "weights-only (pickled code is refused); .safetensors is preferred.")],
