@@ -333,7 +333,8 @@ def _myv_graph(clip: str, prompt: str, prefix: str, *, latent_init: bool) -> lis
     nodes = [
         Node(1, "VideoCrafterCheckpointLoader", "Load Make-Your-Video (model.ckpt as safetensors)", (40, 40),
              [("ckpt_name", MYV_CKPT)], outputs=LOADER_OUTPUTS),
-        Node(2, "LoadVideo", "Your clip", (40, 420), [("file", clip)], outputs=[("VIDEO", "VIDEO")]),
+        Node(2, "LoadVideo", "Your clip", (40, 420), [("file", clip)], outputs=[("VIDEO", "VIDEO")],
+             ui_only_widgets=("image",)),
         Node(3, "GetVideoComponents", "Clip frames", (360, 420), [], {"video": (2, 0, "VIDEO")},
              [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
         Node(4, "VideoCrafterSampleClip", "16 frames, stride 2, 256x256 (as the original)", (680, 420),
