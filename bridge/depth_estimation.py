@@ -28,6 +28,8 @@ import comfy.utils
 import folder_paths
 import torch
 
+from ..models.checkpoints.layout import CheckpointLayoutError
+from ..models.checkpoints.safe_io import read_weights
 from ..models.depth.dpt import NET_SIZE, DPTDepthModel, DPTLayoutError, detect_backbone
 from ..models.depth.dpt_run import depth_to_unit_range, estimate_inverse_depth
 
@@ -129,12 +131,10 @@ def load_midas(path: str, name: str | None = None) -> DepthModel:
     """A MiDaS v3 DPT file (``.pt``/``.pth`` weights-only, or ``.safetensors``)."""
     name = name or os.path.basename(path)
     try:
-        payload = comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as error:  # unpickling refusals, truncated zips, bad safetensors headers: one message
-        raise DepthModelError(
-            f"could not read depth model '{name}': {type(error).__name__}: {str(error).splitlines()[0][:300]}. "
-            "Use the released MiDaS v3 file (dpt_hybrid-midas-501f0c75.pt / dpt_large-midas-2f21e586.pt) or a "
-            ".safetensors of it; pickles that run code are refused.") from error
+        payload = read_weights(path, "MiDaS depth model")
+    except CheckpointLayoutError as error:  # code pickles refused, truncated/corrupt files: one message each
+        raise DepthModelError(f"{error} Expected the released MiDaS v3 file (dpt_hybrid-midas-501f0c75.pt / "
+                              "dpt_large-midas-2f21e586.pt) or a .safetensors of it.") from error
     state = _midas_state(payload)
     try:
         backbone = detect_backbone(state)

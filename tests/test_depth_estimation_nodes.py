@@ -133,8 +133,8 @@ def test_transformers_depth_anything_folder(depth_dir):
     assert native.shape[0] == 2 and native.shape[1] % 14 == 0 and native.shape[2] % 14 == 0
 
 
-@pytest.mark.parametrize("name, message", [("corrupt.pt", "could not read depth model 'corrupt.pt'"),
-                                           ("pickle_bomb.pt", "pickles that run code are refused")])
+@pytest.mark.parametrize("name, message", [("corrupt.pt", "could not read the MiDaS depth model 'corrupt.pt'"),
+                                           ("pickle_bomb.pt", "refused to load the MiDaS depth model 'pickle_bomb.pt'")])
 def test_bad_files_give_one_clear_error(depth_dir, name, message, capsys):
     from videocrafter_suite.nodes.common import InputError
 
