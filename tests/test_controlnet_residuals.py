@@ -122,35 +122,20 @@ def test_a_residual_for_another_unet_is_a_clear_error(unet):
 
 @pytest.fixture(scope="module")
 def comfy_setup(comfy_path, tmp_path_factory):
-    import comfy.cldm.cldm
-    import comfy.ops
     import folder_paths
     from safetensors.torch import save_file
 
+    from tests.tiny_controlnet import TINY_CONTROLNET_SPEC, make_tiny_controlnet_state
     from videocrafter_suite.bridge.checkpoint import build_clip, build_model, schedule_from_checkpoint
     from videocrafter_suite.models.checkpoints.layout import detect_variant
 
-    # Core's ControlNet loader assumes SD2-style 64-wide heads (BASE unet_extra_config): the tiny UNet for this
-    # part is 64 channels wide so that every attention level has at least one such head.
-    spec = tiny_spec("vc2_t2v_512", seed=11, model_channels=64)
+    spec = tiny_spec(**TINY_CONTROLNET_SPEC)
     state = make_tiny_state_dict(spec)
     variant = detect_variant(state)
     model = build_model(state, variant, schedule_from_checkpoint(state, variant))
     unet = tiny_unet_config(spec)
-    torch.manual_seed(0)
-    net = comfy.cldm.cldm.ControlNet(
-        image_size=32, in_channels=4, hint_channels=3, model_channels=unet.model_channels,
-        num_res_blocks=unet.num_res_blocks, channel_mult=unet.channel_mult, num_head_channels=64,
-        # one entry per input ResBlock: every level of the tiny UNet has attention (attention_resolutions 1, 2)
-        transformer_depth=[1] * (unet.num_res_blocks * len(unet.channel_mult)), transformer_depth_middle=1,
-        context_dim=unet.context_dim, use_linear_in_transformer=True, use_spatial_transformer=True, legacy=False,
-        operations=comfy.ops.manual_cast, dtype=torch.float32)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # zero_convs start at zero in training; give them (and everything) seeded values
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if p.ndim > 1 else 0.05))
     root = tmp_path_factory.mktemp("controlnet")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(root / "tiny_depth_control.safetensors"))
+    save_file(make_tiny_controlnet_state(unet), str(root / "tiny_depth_control.safetensors"))
     folder_paths.add_model_folder_path("controlnet", str(root), is_default=True)
     clip = build_clip(state)
     return {"model": model, "clip": clip, "spec": spec, "unet": unet}
