@@ -37,7 +37,7 @@ FOLDER = "depth"
 TRANSFORMERS_CONFIG = "config.json"
 #: Prefixes under which a MiDaS state dict is found in other files (Make-Your-Video's full checkpoint
 #: stores it as ``depth_stage_model.model.*``, README §3).
-KNOWN_PREFIXES = ("depth_stage_model.model.", "module.", "model.")
+KNOWN_PREFIXES = ("depth_stage_model.model.", "_forward_module.depth_stage_model.model.", "module.", "model.")
 
 
 class DepthModelError(ValueError):
@@ -82,9 +82,13 @@ def _resolve_folder(name: str) -> str:
 
 def _midas_state(payload: dict) -> dict[str, torch.Tensor]:
     """The DPT keys of a loaded file: plain MiDaS state dict, ``{'model': ..., 'optimizer': ...}``
-    (``base_model.py:12-13``) or one of :data:`KNOWN_PREFIXES`."""
+    (``base_model.py:12-13``), or a Make-Your-Video checkpoint's ``depth_stage_model.model.*`` (Lightning
+    ``state_dict`` or DeepSpeed ``module`` with ``_forward_module.``)."""
     if isinstance(payload.get("model"), dict) and "optimizer" in payload:
         payload = payload["model"]
+    for wrapper in ("state_dict", "module"):  # a Make-Your-Video checkpoint: Lightning or DeepSpeed layout
+        if isinstance(payload.get(wrapper), dict):
+            payload = payload[wrapper]
     state = {k: v for k, v in payload.items() if isinstance(v, torch.Tensor)}
     for prefix in ("",) + KNOWN_PREFIXES:
         candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}

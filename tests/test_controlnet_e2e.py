@@ -31,7 +31,7 @@ def _write_clip(path, frames=6, width=80, height=64):
 
 
 @pytest.fixture(scope="module")
-def files(comfy_server):
+def files(comfy_server, comfy_path):
     from tests.tiny_controlnet import TINY_CONTROLNET_SPEC, make_tiny_controlnet_state
     from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec, tiny_unet_config
     from videocrafter_suite.devkit.tiny_dpt import save_tiny_dpt
