@@ -28,6 +28,8 @@ import comfy.utils
 import folder_paths
 import torch
 
+from ..models.checkpoints.layout import CheckpointLayoutError
+from ..models.checkpoints.safe_io import read_weights
 from ..models.depth.dpt import NET_SIZE, DPTDepthModel, DPTLayoutError, detect_backbone
 from ..models.depth.dpt_run import depth_to_unit_range, estimate_inverse_depth
 
@@ -35,7 +37,7 @@ FOLDER = "depth"
 TRANSFORMERS_CONFIG = "config.json"
 #: Prefixes under which a MiDaS state dict is found in other files (Make-Your-Video's full checkpoint
 #: stores it as ``depth_stage_model.model.*``, README §3).
-KNOWN_PREFIXES = ("depth_stage_model.model.", "module.", "model.")
+KNOWN_PREFIXES = ("depth_stage_model.model.", "_forward_module.depth_stage_model.model.", "module.", "model.")
 
 
 class DepthModelError(ValueError):
@@ -80,9 +82,13 @@ def _resolve_folder(name: str) -> str:
 
 def _midas_state(payload: dict) -> dict[str, torch.Tensor]:
     """The DPT keys of a loaded file: plain MiDaS state dict, ``{'model': ..., 'optimizer': ...}``
-    (``base_model.py:12-13``) or one of :data:`KNOWN_PREFIXES`."""
+    (``base_model.py:12-13``), or a Make-Your-Video checkpoint's ``depth_stage_model.model.*`` (Lightning
+    ``state_dict`` or DeepSpeed ``module`` with ``_forward_module.``)."""
     if isinstance(payload.get("model"), dict) and "optimizer" in payload:
         payload = payload["model"]
+    for wrapper in ("state_dict", "module"):  # a Make-Your-Video checkpoint: Lightning or DeepSpeed layout
+        if isinstance(payload.get(wrapper), dict):
+            payload = payload[wrapper]
     state = {k: v for k, v in payload.items() if isinstance(v, torch.Tensor)}
     for prefix in ("",) + KNOWN_PREFIXES:
         candidate = {k[len(prefix):]: v for k, v in state.items() if k.startswith(prefix)}
@@ -129,12 +135,10 @@ def load_midas(path: str, name: str | None = None) -> DepthModel:
     """A MiDaS v3 DPT file (``.pt``/``.pth`` weights-only, or ``.safetensors``)."""
     name = name or os.path.basename(path)
     try:
-        payload = comfy.utils.load_torch_file(path, safe_load=True)
-    except Exception as error:  # unpickling refusals, truncated zips, bad safetensors headers: one message
-        raise DepthModelError(
-            f"could not read depth model '{name}': {type(error).__name__}: {str(error).splitlines()[0][:300]}. "
-            "Use the released MiDaS v3 file (dpt_hybrid-midas-501f0c75.pt / dpt_large-midas-2f21e586.pt) or a "
-            ".safetensors of it; pickles that run code are refused.") from error
+        payload = read_weights(path, "MiDaS depth model")
+    except CheckpointLayoutError as error:  # code pickles refused, truncated/corrupt files: one message each
+        raise DepthModelError(f"{error} Expected the released MiDaS v3 file (dpt_hybrid-midas-501f0c75.pt / "
+                              "dpt_large-midas-2f21e586.pt) or a .safetensors of it.") from error
     state = _midas_state(payload)
     try:
         backbone = detect_backbone(state)

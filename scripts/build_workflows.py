@@ -395,6 +395,68 @@ STRUCTURE_GRAPHS = {
 GRAPHS.update(STRUCTURE_GRAPHS)
 
 
+# --- depth structure: depth ControlNet with VideoCrafter2 (experimental; docs/depth_estimation.md) ----------------
+
+
+def _depth_controlnet_graph(ckpt: str, clip: str, depth_model: str, control_net: str, prompt: str,
+                            prefix: str) -> list[Node]:
+    """A user's clip → 16 frames at 512x320 → MiDaS depth video → core ControlNet on VC2's conditioning → KSampler.
+
+    Experimental: SD2.1 depth ControlNets fit VideoCrafter2's UNet shape for shape (same widths, 1024-wide
+    OpenCLIP-H text) but were not trained on it; frame i of the depth video guides latent frame i."""
+    return [
+        Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter2", (40, 120), [("ckpt_name", ckpt)],
+             outputs=LOADER_OUTPUTS),
+        Node(2, "LoadVideo", "Your clip", (40, 520), [("file", clip)], outputs=[("VIDEO", "VIDEO")],
+             ui_only_widgets=("image",)),
+        Node(3, "GetVideoComponents", "Frames", (360, 520), [], {"video": (2, 0, "VIDEO")},
+             [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
+        Node(4, "ImageFromBatch", "First 16 frames", (680, 520), [("batch_index", 0), ("length", 16)],
+             {"image": (3, 0, "IMAGE")}, [("IMAGE", "IMAGE")]),
+        Node(5, "ImageScale", "Resize/crop to 512x320", (1000, 520),
+             [("upscale_method", "bicubic"), ("width", 512), ("height", 320), ("crop", "center")],
+             {"image": (4, 0, "IMAGE")}, [("IMAGE", "IMAGE")]),
+        Node(6, "VideoCrafterDepthModelLoader", "Load MiDaS DPT-Hybrid", (1000, 760), [("model_name", depth_model)],
+             outputs=[("depth_model", "DEPTH_MODEL")]),
+        Node(7, "VideoCrafterDepthEstimator", "Depth video (near = bright)", (1320, 600),
+             [("batch_size", 4), ("resolution", 384), ("output_size", "input size")],
+             {"depth_model": (6, 0, "DEPTH_MODEL"), "images": (5, 0, "IMAGE")}, [("depth", "IMAGE")]),
+        Node(8, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(9, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 260),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(10, "VideoCrafterVideoConditioning", "fps conditioning", (820, 120), [("fps", 28)],
+             {"positive": (8, 0, "CONDITIONING"), "negative": (9, 0, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(11, "ControlNetLoader", "SD2.1 depth ControlNet (experimental)", (1320, 820),
+             [("control_net_name", control_net)], outputs=[("CONTROL_NET", "CONTROL_NET")]),
+        Node(12, "ControlNetApplyAdvanced", "Apply depth per frame (experimental)", (1660, 160),
+             [("strength", 0.6), ("start_percent", 0.0), ("end_percent", 1.0)],
+             {"positive": (10, 0, "CONDITIONING"), "negative": (10, 1, "CONDITIONING"),
+              "control_net": (11, 0, "CONTROL_NET"), "image": (7, 0, "IMAGE")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(13, "VideoCrafterEmptyVideoLatent", "Video latent (16 frames, 512x320)", (1660, 420),
+             [("width", 512), ("height", 320), ("frames", 16)], outputs=[("LATENT", "LATENT")]),
+        Node(14, "KSampler", "Sample (DDIM 50, cfg 12)", (2000, 200),
+             [("seed", 123), ("steps", 50), ("cfg", 12.0), ("sampler_name", "ddim"),
+              ("scheduler", "ddim_uniform"), ("denoise", 1.0)],
+             {"model": (1, 0, "MODEL"), "positive": (12, 0, "CONDITIONING"), "negative": (12, 1, "CONDITIONING"),
+              "latent_image": (13, 0, "LATENT")}, [("LATENT", "LATENT")], seed_control="fixed"),
+        Node(15, "VAEDecode", "Decode frames", (2340, 200), [],
+             {"samples": (14, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(16, "CreateVideo", "Frames to video", (2680, 200), [("fps", 10.0)],
+             {"images": (15, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(17, "SaveVideo", "Save video", (3020, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (16, 0, "VIDEO")}),
+    ]
+
+
+GRAPHS["videocrafter2_depth_controlnet_experimental"] = _depth_controlnet_graph(
+    "videocrafter2_t2v_512.safetensors", "input_clip.mp4", "dpt_hybrid-midas-501f0c75.pt",
+    "controlnet_sd21_depth.safetensors", "A robot walking through a neon city at night, detailed",
+    "videocrafter/vc2_depth_controlnet")
+
+
 def to_api(nodes: list[Node]) -> dict:
     graph = {}
     for node in nodes:

@@ -22,6 +22,13 @@ def unet():
     return model, spec
 
 
+@pytest.fixture(scope="module")
+def baseline(unet):
+    """The uncontrolled run (output and block inputs) and the feature shapes, computed once."""
+    model, spec = unet
+    return _run(model, spec), _feature_shapes(model, spec)
+
+
 def _inputs(spec, seed=0):
     g = torch.Generator().manual_seed(seed)
     x = torch.randn(FRAMES, 4, 8, 8, generator=g)
@@ -63,10 +70,9 @@ def _one_frame(shape, frame, seed):
     return r
 
 
-def test_zero_residuals_change_nothing(unet):
+def test_zero_residuals_change_nothing(unet, baseline):
     model, spec = unet
-    skips, middle = _feature_shapes(model, spec)
-    base, _ = _run(model, spec)
+    (base, _), (skips, middle) = baseline
     zeros = {"input": [torch.zeros(s) for s in reversed(skips)], "middle": [torch.zeros(middle)],
              "output": [torch.zeros(s) for s in skips]}
     assert torch.equal(_run(model, spec, zeros)[0], base)
@@ -74,12 +80,11 @@ def test_zero_residuals_change_nothing(unet):
 
 
 @pytest.mark.parametrize("block, frame", [(0, 1), (2, 0), (3, 2)])
-def test_output_residual_k_lands_on_skip_k_of_frame_f_only(unet, block, frame):
+def test_output_residual_k_lands_on_skip_k_of_frame_f_only(unet, baseline, block, frame):
     """core ControlNet: ``output[k]`` belongs to input block k's skip (the list is consumed from its end)."""
     model, spec = unet
-    skips, _ = _feature_shapes(model, spec)
+    (_, base), (skips, _) = baseline
     residual = _one_frame(skips[block], frame, seed=block)
-    _, base = _run(model, spec)
     _, got = _run(model, spec, {"output": [residual if i == block else None for i in range(len(skips))]})
     consumer = len(skips) - 1 - block                       # output blocks take skips last-in-first-out
     width = got[("out", consumer)].shape[1] - skips[block][1]
@@ -92,12 +97,11 @@ def test_output_residual_k_lands_on_skip_k_of_frame_f_only(unet, block, frame):
         assert torch.equal(got[("out", i)], base[("out", i)])
 
 
-def test_input_and_middle_residuals_flow_on_from_their_block(unet):
+def test_input_and_middle_residuals_flow_on_from_their_block(unet, baseline):
     model, spec = unet
-    skips, middle = _feature_shapes(model, spec)
+    (_, base), (skips, middle) = baseline
     r_in = _one_frame(skips[1], 2, seed=5)
     r_mid = _one_frame(middle, 1, seed=6)
-    _, base = _run(model, spec)
     # T2I-Adapter style lists: one entry per input block, consumed from the end (index 0 = last block).
     _, got = _run(model, spec, {"input": [r_in if i == 1 else None for i in range(len(skips))][::-1]})
     delta = got[("in", 2)] - base[("in", 2)]
@@ -109,9 +113,9 @@ def test_input_and_middle_residuals_flow_on_from_their_block(unet):
     assert torch.equal(got[("out", 0)][:, width:], base[("out", 0)][:, width:]), "the skip is untouched"
 
 
-def test_a_residual_for_another_unet_is_a_clear_error(unet):
+def test_a_residual_for_another_unet_is_a_clear_error(unet, baseline):
     model, spec = unet
-    skips, _ = _feature_shapes(model, spec)
+    _, (skips, _) = baseline
     wrong = [torch.zeros(FRAMES, 320, 8, 8)] + [None] * (len(skips) - 1)
     with pytest.raises(ValueError, match="output block .* ControlNet/T2I-Adapter was made for a UNet with other widths"):
         _run(model, spec, {"output": wrong})
@@ -122,35 +126,20 @@ def test_a_residual_for_another_unet_is_a_clear_error(unet):
 
 @pytest.fixture(scope="module")
 def comfy_setup(comfy_path, tmp_path_factory):
-    import comfy.cldm.cldm
-    import comfy.ops
     import folder_paths
     from safetensors.torch import save_file
 
+    from tests.tiny_controlnet import TINY_CONTROLNET_SPEC, make_tiny_controlnet_state
     from videocrafter_suite.bridge.checkpoint import build_clip, build_model, schedule_from_checkpoint
     from videocrafter_suite.models.checkpoints.layout import detect_variant
 
-    # Core's ControlNet loader assumes SD2-style 64-wide heads (BASE unet_extra_config): the tiny UNet for this
-    # part is 64 channels wide so that every attention level has at least one such head.
-    spec = tiny_spec("vc2_t2v_512", seed=11, model_channels=64)
+    spec = tiny_spec(**TINY_CONTROLNET_SPEC)
     state = make_tiny_state_dict(spec)
     variant = detect_variant(state)
     model = build_model(state, variant, schedule_from_checkpoint(state, variant))
     unet = tiny_unet_config(spec)
-    torch.manual_seed(0)
-    net = comfy.cldm.cldm.ControlNet(
-        image_size=32, in_channels=4, hint_channels=3, model_channels=unet.model_channels,
-        num_res_blocks=unet.num_res_blocks, channel_mult=unet.channel_mult, num_head_channels=64,
-        # one entry per input ResBlock: every level of the tiny UNet has attention (attention_resolutions 1, 2)
-        transformer_depth=[1] * (unet.num_res_blocks * len(unet.channel_mult)), transformer_depth_middle=1,
-        context_dim=unet.context_dim, use_linear_in_transformer=True, use_spatial_transformer=True, legacy=False,
-        operations=comfy.ops.manual_cast, dtype=torch.float32)
-    g = torch.Generator().manual_seed(3)
-    with torch.no_grad():  # zero_convs start at zero in training; give them (and everything) seeded values
-        for p in net.parameters():
-            p.copy_(torch.randn(p.shape, generator=g) * (0.2 if p.ndim > 1 else 0.05))
     root = tmp_path_factory.mktemp("controlnet")
-    save_file({k: v.contiguous() for k, v in net.state_dict().items()}, str(root / "tiny_depth_control.safetensors"))
+    save_file(make_tiny_controlnet_state(unet), str(root / "tiny_depth_control.safetensors"))
     folder_paths.add_model_folder_path("controlnet", str(root), is_default=True)
     clip = build_clip(state)
     return {"model": model, "clip": clip, "spec": spec, "unet": unet}

@@ -133,8 +133,8 @@ def test_transformers_depth_anything_folder(depth_dir):
     assert native.shape[0] == 2 and native.shape[1] % 14 == 0 and native.shape[2] % 14 == 0
 
 
-@pytest.mark.parametrize("name, message", [("corrupt.pt", "could not read depth model 'corrupt.pt'"),
-                                           ("pickle_bomb.pt", "pickles that run code are refused")])
+@pytest.mark.parametrize("name, message", [("corrupt.pt", "could not read the MiDaS depth model 'corrupt.pt'"),
+                                           ("pickle_bomb.pt", "refused to load the MiDaS depth model 'pickle_bomb.pt'")])
 def test_bad_files_give_one_clear_error(depth_dir, name, message, capsys):
     from videocrafter_suite.nodes.common import InputError
 
@@ -161,3 +161,18 @@ def test_estimator_rejects_a_non_image_input_and_a_bad_resolution(depth_dir):
         estimate(load("tiny_hybrid.pt"), torch.zeros(0, 8, 8, 3))
     with pytest.raises(InputError, match="resolution: 100"):
         estimate(load("tiny_hybrid.pt"), frames(1), resolution=100)
+
+
+@pytest.mark.parametrize("layout", ["lightning", "deepspeed"])
+def test_dpt_inside_a_make_your_video_checkpoint_loads(depth_dir, tmp_path, layout):
+    from videocrafter_suite.bridge.depth_estimation import load_midas
+    from videocrafter_suite.devkit.tiny_dpt import tiny_dpt_state_dict
+
+    dpt = tiny_dpt_state_dict("vitb_rn50_384", seed=5)
+    prefix = "depth_stage_model.model." if layout == "lightning" else "_forward_module.depth_stage_model.model."
+    state = {prefix + k: v for k, v in dpt.items()}
+    state[prefix.replace("depth_stage_model.model.", "model.diffusion_model.") + "out.2.bias"] = torch.zeros(4)
+    path = tmp_path / "myv.ckpt"
+    torch.save({"state_dict": state} if layout == "lightning" else {"module": state}, path)
+    loaded = load_midas(str(path))
+    assert all(torch.equal(loaded.network.state_dict()[k], v) for k, v in dpt.items())
