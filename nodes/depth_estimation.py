@@ -6,6 +6,7 @@ from ..bridge.depth_estimation import (FOLDER, DepthModelError, estimate_depth_i
                                        model_choices, register_folder)
 from ..models.depth.dpt import NET_SIZE
 from .common import CATEGORY, InputError
+from .validation import checked_inputs
 
 register_folder()
 DepthModel = io.Custom("DEPTH_MODEL")
@@ -13,6 +14,7 @@ SIZE_INPUT = "input size"
 SIZE_NET = "model grid"
 
 
+@checked_inputs
 class DepthModelLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -40,6 +42,7 @@ class DepthModelLoader(io.ComfyNode):
             raise InputError(f"model_name: {error}") from error
 
 
+@checked_inputs
 class DepthEstimator(io.ComfyNode):
     @classmethod
     def define_schema(cls):

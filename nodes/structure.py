@@ -9,10 +9,12 @@ from ..bridge.structure import StructureError, depth_model_config, structure_fro
 from ..models.image.clip_sampling import RESIZE_MODES, sample_clip
 from .common import CATEGORY, MAX_FRAMES, MAX_SIDE, InputError
 from .latent_video import validate_video_size
+from .validation import checked_inputs
 
 MAX_STRUCTURE_BLUR = 6
 
 
+@checked_inputs
 class VideoCrafterSampleClip(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -53,6 +55,7 @@ class VideoCrafterSampleClip(io.ComfyNode):
             raise InputError(f"images: {error}") from error
 
 
+@checked_inputs
 class VideoCrafterStructureConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):
