@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .causal_window import sliding_causal_mask
+
 #: The original hard-codes the text length at which I2V context is split (attention.py:60).
 TEXT_CONTEXT_LEN = 77
 
@@ -366,14 +368,16 @@ class TemporalTransformer(nn.Module):
     * ``only_self_att`` (every released config): ``context_dim`` is dropped, so attn1 *and*
       attn2 are self-attention over frames.
     * ``relative_position``: clamped tables of size ``2*temporal_length+1`` in both attentions.
-    * ``causal_attention``: lower-triangular frame mask (attention.py:309-311, 342-346).
+    * ``causal_attention``: lower-triangular frame mask (attention.py:309-311, 342-346); with
+      ``causal_block_size`` set, Make-Your-Video's 16-frame sliding causal window
+      (:func:`sliding_causal_mask`).
     """
 
     def __init__(self, in_channels: int, n_heads: int, d_head: int, depth: int = 1,
                  dropout: float = 0.0, context_dim: int | None = None, use_linear: bool = False,
                  only_self_att: bool = True, causal_attention: bool = False,
                  relative_position: bool = False, temporal_length: int | None = None, *,
-                 operations=nn, dtype=None, device=None):
+                 causal_block_size: int | None = None, operations=nn, dtype=None, device=None):
         super().__init__()
         factory = {"dtype": dtype, "device": device}
         inner = n_heads * d_head
@@ -381,6 +385,7 @@ class TemporalTransformer(nn.Module):
         self.use_linear = use_linear
         self.only_self_att = only_self_att
         self.causal_attention = causal_attention
+        self.causal_block_size = causal_block_size
         self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
         self.proj_in = _projection(operations, use_linear, operations.Conv1d, in_channels, inner, factory)
         self.transformer_blocks = nn.ModuleList([
@@ -405,7 +410,9 @@ class TemporalTransformer(nn.Module):
         if self.use_linear:
             x = self.proj_in(x)
         mask = None
-        if self.causal_attention:
+        if self.causal_attention and self.causal_block_size is not None:
+            mask = sliding_causal_mask(t, self.causal_block_size, device=x.device)
+        elif self.causal_attention:
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         if self.only_self_att:
             for block in self.transformer_blocks:

@@ -34,8 +34,7 @@ DEFAULT_FPS = 16
 _IGNORED_UPSTREAM = {"use_checkpoint", "use_fp16", "conv_resample", "dims"}
 # Upstream kwargs whose non-default values this implementation does not support.
 _UNSUPPORTED_UPSTREAM = {"use_scale_shift_norm": False, "resblock_updown": False,
-                         "tempspatial_aware": False, "num_heads": -1, "dims": 2,
-                         "conv_resample": True}
+                         "num_heads": -1, "dims": 2, "conv_resample": True, "real_3dconv": False}
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,11 @@ class UNet3DConfig:
     use_image_attention: bool = False
     image_cross_attention_scale: float = 1.0
     dropout: float = 0.0
+    # Make-Your-Video (makeyourvideo/README.md §3): its spatial-aware temporal conv layout
+    # (``temopral_conv.conv.0-3`` + ``conv_last``) and its 16-frame sliding causal window
+    # (``causal_block_size`` set; None = VideoCrafter's plain lower-triangular causal mask).
+    tempspatial_aware: bool = False
+    causal_block_size: int | None = None
 
     def __post_init__(self):
         # A set upstream (only ``ds in attention_resolutions`` is asked): keep it sorted.
@@ -86,7 +90,8 @@ class UNet3DConfig:
 
         Training-only switches (``use_checkpoint``, ``use_fp16``) are ignored; switches whose
         non-default value this implementation lacks (``use_scale_shift_norm``,
-        ``resblock_updown``, ``tempspatial_aware``, ``num_heads``) raise ``ValueError``.
+        ``resblock_updown``, ``real_3dconv``, ``num_heads``) raise ``ValueError``. Make-Your-Video's
+        ``tempspatial_aware`` and ``causal_block_size`` are fields.
         Upstream defaults apply to absent keys (e.g. ``use_relative_position=True``).
         """
         known = {f.name for f in fields(cls)}
@@ -163,7 +168,7 @@ class VideoCrafterUNet(nn.Module):
 
         def res(ch_in, ch_out=None):
             return ResBlock(ch_in, emb_dim, cfg.dropout, ch_out, use_temporal_conv=cfg.temporal_conv,
-                            operations=ops, **factory)
+                            tempspatial_aware=cfg.tempspatial_aware, operations=ops, **factory)
 
         def attention(ch):
             heads = ch // cfg.num_head_channels
@@ -223,6 +228,7 @@ class VideoCrafterUNet(nn.Module):
         return TemporalTransformer(ch, heads, d_head, depth, cfg.dropout, cfg.context_dim,
                                    use_linear, only_self_att=cfg.temporal_selfatt_only,
                                    causal_attention=cfg.use_causal_attention,
+                                   causal_block_size=cfg.causal_block_size,
                                    relative_position=cfg.use_relative_position,
                                    temporal_length=cfg.temporal_length, operations=ops, **factory)
 
@@ -231,7 +237,8 @@ class VideoCrafterUNet(nn.Module):
                 image_scale: float | None = None, temporal_enabled: bool = True,
                 style_context: torch.Tensor | None = None, style_scales: torch.Tensor | None = None,
                 style_weight: float = 1.0, style_scaled_logits: bool = True,
-                temporal_attention=None, **unused) -> torch.Tensor:
+                temporal_attention=None, residuals: Mapping[str, Any] | None = None,
+                **unused) -> torch.Tensor:
         """Predict noise.
 
         Args:
@@ -260,6 +267,12 @@ class VideoCrafterUNet(nn.Module):
                 original's xformers path; False omits it like its pure-PyTorch path (README §4.4).
             temporal_attention: optional override ``(layer, x, mask) -> out | None`` for every
                 self-attention over frames (FreeNoise window fusion, models/longvideo/freenoise.py).
+            residuals: optional ControlNet / T2I-Adapter residuals ``{'input': [...], 'middle': [...],
+                'output': [...]}`` (lists of ``[(B·T), C, h, w]`` tensors or None), added where and in the
+                order ComfyUI core's UNet adds its ``control`` argument (``apply_control`` in core
+                ``openaimodel.py``): ``input`` after each input block, ``middle`` after the middle block,
+                ``output`` to each skip connection as it is consumed; each list is consumed from its end.
+                Per frame, since the batch is ``(b t)``. See :func:`add_residual`.
 
         Returns ``[B, C', T, H, W]`` in 5-D mode, else ``[(B·T), C', H, W]``.
         """
@@ -302,15 +315,19 @@ class VideoCrafterUNet(nn.Module):
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
                       image_scale=image_scale, temporal_enabled=temporal_enabled, style=style,
                       temporal_attention=temporal_attention)
+        pending = {site: list(residuals.get(site) or ()) for site in RESIDUAL_SITES} if residuals else None
         skips = []
         for index, block in enumerate(self.input_blocks):
             h = block(h, emb, **kwargs)
             if index == 0 and temporal_enabled and hasattr(self, "init_attn"):
                 h = self.init_attn(h, emb, **kwargs)
+            h = add_residual(h, pending, "input", index)
             skips.append(h)
         h = self.middle_block(h, emb, **kwargs)
-        for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb, **kwargs)
+        h = add_residual(h, pending, "middle", 0)
+        for index, block in enumerate(self.output_blocks):
+            skip = add_residual(skips.pop(), pending, "output", index)
+            h = block(torch.cat([h, skip], dim=1), emb, **kwargs)
         y = self.out(h)
         if five_d:
             y = y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
@@ -343,6 +360,29 @@ class VideoCrafterUNet(nn.Module):
             fps_emb = self.fps_embedding(timestep_embedding(fps, self.model_channels).to(dtype))
             emb = emb + _per_frame(fps_emb, b, t, "fps")
         return emb
+
+
+#: Where ControlNet / T2I-Adapter residuals are added (the keys of core's ``control`` dict).
+RESIDUAL_SITES = ("input", "middle", "output")
+
+
+def add_residual(h: torch.Tensor, pending: dict | None, site: str, index: int) -> torch.Tensor:
+    """``h + pending[site].pop()`` like core's ``apply_control`` (a None entry or an empty list adds nothing).
+
+    Unlike core, which only logs a warning, a residual whose channels or size differ from ``h`` raises:
+    it means the control model was built for another UNet, and silently dropping it would hide that.
+    The residual's batch must be ``h``'s (one entry per frame of every video in the batch) or 1.
+    """
+    if not pending or not pending.get(site):
+        return h
+    residual = pending[site].pop()
+    if residual is None:
+        return h
+    if residual.shape[1:] != h.shape[1:] or residual.shape[0] not in (1, h.shape[0]):
+        raise ValueError(f"control residual for the UNet's {site} block {index} has shape {tuple(residual.shape)} but "
+                         f"the feature there is {tuple(h.shape)}: the ControlNet/T2I-Adapter was made for a UNet with "
+                         "other widths or another latent size.")
+    return h + residual.to(device=h.device, dtype=h.dtype)
 
 
 def _as_1d(value, device) -> torch.Tensor:
