@@ -13,18 +13,21 @@ from ..bridge.video_context_windows import install_video_context_windows
 from ..models.longvideo import fifo as F
 from ..models.longvideo import freenoise as FN
 from .common import CATEGORY, InputError
+from .validation import checked_inputs
 
 MAX_LONG_FRAMES = 4096
 
 
-def _window_error(window: int, stride: int) -> str | bool:
+def _check_window(window: int, stride: int) -> None:
+    """One message naming the wrong input (window or stride), before any work."""
     try:
         FN.check_window(window, stride)
     except ValueError as exc:
-        return f"{exc}. The official setting is window 16, stride 4."
-    return True
+        name = "window" if int(window) < 1 else "stride"
+        raise InputError(f"input '{name}': {exc}. The official setting is window 16, stride 4.") from None
 
 
+@checked_inputs
 class VideoCrafterFreeNoiseNoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -47,14 +50,12 @@ class VideoCrafterFreeNoiseNoise(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, noise_seed, window, stride):
-        return _window_error(window, stride)
-
-    @classmethod
     def execute(cls, noise_seed, window, stride) -> io.NodeOutput:
+        _check_window(window, stride)
         return io.NodeOutput(FreeNoiseVideoNoise(noise_seed, window, stride))
 
 
+@checked_inputs
 class VideoCrafterFreeNoiseAttention(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -75,17 +76,15 @@ class VideoCrafterFreeNoiseAttention(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, window, stride):
-        return _window_error(window, stride)
-
-    @classmethod
     def execute(cls, model, window, stride) -> io.NodeOutput:
+        _check_window(window, stride)
         try:
             return io.NodeOutput(patch_freenoise_attention(model, window, stride))
         except ValueError as exc:
             raise InputError(str(exc)) from None
 
 
+@checked_inputs
 class VideoCrafterFIFOSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -143,6 +142,7 @@ class VideoCrafterFIFOSampler(io.ComfyNode):
         return io.NodeOutput({"samples": video.to(comfy.model_management.intermediate_device())})
 
 
+@checked_inputs
 class VideoCrafterContextWindows(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -175,14 +175,11 @@ class VideoCrafterContextWindows(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, context_length, context_overlap):
-        if context_overlap >= context_length:
-            return f"context_overlap ({context_overlap}) must be smaller than context_length ({context_length})"
-        return True
-
-    @classmethod
     def execute(cls, model, context_length, context_overlap, context_schedule, context_stride, closed_loop,
                 fuse_method) -> io.NodeOutput:
+        if context_overlap >= context_length:
+            raise InputError(f"input 'context_overlap': {context_overlap} must be smaller than context_length "
+                             f"({context_length}); windows must advance")
         try:
             return io.NodeOutput(install_video_context_windows(model, context_length, context_overlap, context_schedule,
                                                                context_stride, closed_loop, fuse_method))
