@@ -23,16 +23,16 @@ import comfy.context_windows as cw
 import torch
 
 
-def _probe_handler(length: int = 2) -> cw.IndexListContextHandler:
-    return cw.IndexListContextHandler(cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
-                                      cw.get_matching_fuse_method(cw.ContextFuseMethods.FLAT),
-                                      context_length=length, context_overlap=0, dim=0)
+def _probe_handler(base: type, length: int = 2) -> cw.IndexListContextHandler:
+    return base(cw.get_matching_context_schedule(cw.ContextSchedules.STATIC_STANDARD),
+                cw.get_matching_fuse_method(cw.ContextFuseMethods.FLAT),
+                context_length=length, context_overlap=0, dim=0)
 
 
 @functools.lru_cache(maxsize=None)
-def core_set_step_handles_video() -> bool:
-    """True if core's ``set_step`` accepts a per-frame timestep and sub-step sigmas."""
-    handler = _probe_handler()
+def core_set_step_handles_video(base: type = cw.IndexListContextHandler) -> bool:
+    """True if ``base.set_step`` (core's) accepts a per-frame timestep and sub-step sigmas."""
+    handler = _probe_handler(base)
     options = {"transformer_options": {"sample_sigmas": torch.tensor([2.0, 1.0, 0.0])}}
     try:
         handler.set_step(torch.tensor([1.0, 1.0, 1.0]), options)
@@ -44,9 +44,9 @@ def core_set_step_handles_video() -> bool:
 
 
 @functools.lru_cache(maxsize=None)
-def core_slices_per_frame_conds() -> bool:
-    """True if core's ``get_resized_cond`` slices a per-frame model cond at dim 0."""
-    handler = _probe_handler()
+def core_slices_per_frame_conds(base: type = cw.IndexListContextHandler) -> bool:
+    """True if ``base.get_resized_cond`` (core's) slices a per-frame model cond at dim 0."""
+    handler = _probe_handler(base)
     x = torch.zeros(4, 1)
     try:
         window = handler.get_context_windows(None, x, {})[1]
@@ -69,6 +69,9 @@ def _num_video_frames(conds) -> int | None:
 class VideoContextHandler(cw.IndexListContextHandler):
     """``IndexListContextHandler`` for ``[T, C, h, w]`` video latents (dim 0); see the module docstring."""
 
+    #: The core class whose behaviour is probed (the direct base; a test swaps in a newer core's behaviour).
+    _core = cw.IndexListContextHandler
+
     def __init__(self, *args, **kwargs):
         kwargs["dim"] = 0
         super().__init__(*args, **kwargs)
@@ -82,7 +85,7 @@ class VideoContextHandler(cw.IndexListContextHandler):
         return super().should_use_context(model, conds, x_in, timestep, model_options)
 
     def set_step(self, timestep: torch.Tensor, model_options: dict):
-        if core_set_step_handles_video():
+        if core_set_step_handles_video(self._core):
             return super().set_step(timestep, model_options)
         sigmas = model_options["transformer_options"]["sample_sigmas"]
         first = timestep.reshape(-1)[:1].to(sigmas)
@@ -98,7 +101,7 @@ class VideoContextHandler(cw.IndexListContextHandler):
         frames = x_in.size(0)
         for cond in resized:
             model_conds = cond.get("model_conds")
-            if isinstance(model_conds, dict) and not core_slices_per_frame_conds():
+            if isinstance(model_conds, dict) and not core_slices_per_frame_conds(self._core):
                 for key, value in list(model_conds.items()):
                     tensor = getattr(value, "cond", None)
                     if isinstance(tensor, torch.Tensor) and tensor.ndim > 0 and tensor.size(0) == frames:

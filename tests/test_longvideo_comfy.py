@@ -260,3 +260,46 @@ def test_core_gaps_are_detected_not_assumed(comfy):
     has_fixed_set_step = "timestep[0]" in __import__("inspect").getsource(cw.IndexListContextHandler.set_step)
     assert W.core_set_step_handles_video() == has_fixed_set_step
     assert isinstance(W.core_slices_per_frame_conds(), bool)
+
+
+def test_with_a_core_that_has_the_fixes_the_core_methods_are_used(comfy):
+    """A stand-in for newer ComfyUI (set_step on timestep[0] keeping the step on sub-steps; per-frame model conds
+    sliced at dim 0): the probes detect it and the handler defers to it instead of repeating the repair."""
+    import comfy.context_windows as cw
+
+    from videocrafter_suite.bridge import video_context_windows as W
+
+    class NewerCore(cw.IndexListContextHandler):
+        calls = []
+
+        def set_step(self, timestep, model_options):
+            NewerCore.calls.append("set_step")
+            matches = torch.nonzero(torch.isclose(model_options["transformer_options"]["sample_sigmas"],
+                                                  timestep[0], rtol=0.0001))
+            if torch.numel(matches):
+                self._step = int(matches[0].item())
+
+        def get_resized_cond(self, cond_in, x_in, window, device=None):
+            out = super().get_resized_cond(cond_in, x_in, window, device)
+            for cond in out:
+                for key, value in list(cond.get("model_conds", {}).items()):
+                    tensor = getattr(value, "cond", None)
+                    if isinstance(tensor, torch.Tensor) and tensor.ndim and tensor.size(0) == x_in.size(0):
+                        cond["model_conds"][key] = value._copy_with(tensor[window.index_list])
+            return out
+
+    assert W.core_set_step_handles_video(NewerCore) and W.core_slices_per_frame_conds(NewerCore)
+
+    class Handler(W.VideoContextHandler, NewerCore):
+        _core = NewerCore
+
+    handler = Handler(cw.get_matching_context_schedule("standard_static"), cw.get_matching_fuse_method("flat"),
+                      context_length=2, context_overlap=0)
+    NewerCore.calls.clear()
+    handler.set_step(torch.tensor([1.0, 1.0, 1.0]), {"transformer_options": {"sample_sigmas": torch.tensor([2.0, 1.0, 0.0])}})
+    assert NewerCore.calls == ["set_step"] and handler._step == 1
+    x = torch.zeros(4, 1)
+    window = handler.get_context_windows(None, x, {})[1]
+    cond = [{"model_conds": {"c": comfy.conds.CONDRegular(torch.arange(4.0).reshape(4, 1))}}]
+    sliced = handler.get_resized_cond(cond, x, window)[0]["model_conds"]["c"].cond
+    assert sliced.flatten().tolist() == [2.0, 3.0], "sliced once by the core, not again by the pack"
