@@ -16,7 +16,6 @@ import struct
 from pathlib import Path
 
 import pytest
-from safetensors.torch import save_file
 
 import tests.pack
 from tests.browser import (EXTENSION_PREFIX, WEB_SCRIPTS, api_view, browser_deps, drive, extension_problems,
@@ -84,12 +83,10 @@ def tiny_api_twin(size: dict = TINY, prefix: str = PREFIX, sampler: str | None =
 
 
 def install_tiny_checkpoint(server) -> None:
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import tiny_spec, write_tiny_checkpoint
 
-    folder = server.models_dir / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    if not (folder / TINY_CKPT).exists():
-        save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512", seed=1)), str(folder / TINY_CKPT))
+    if not (server.models_dir / "checkpoints" / TINY_CKPT).exists():
+        write_tiny_checkpoint(server.models_dir / "checkpoints" / TINY_CKPT, tiny_spec("vc2_t2v_512", seed=1))
 
 
 @pytest.fixture(scope="module")
