@@ -6,13 +6,24 @@ from __future__ import annotations
 
 from ..bridge import preview
 from ..bridge.api import ComfyExtension, io
-from . import conditioning, guidance, image_to_video, latent_video, loaders, sampling, style
+from . import conditioning, depth_estimation, guidance, image_to_video, latent_video, loaders, longvideo, sampling, structure, style, videoldm
 
 
 def all_node_classes() -> list[type[io.ComfyNode]]:
     """Every node the pack registers, in menu order."""
-    return [*loaders.NODES, *conditioning.NODES, *image_to_video.NODES, *latent_video.NODES, *sampling.NODES,
-            *style.NODES, *guidance.NODES]
+    return [
+        *loaders.NODES,
+        *depth_estimation.NODES,
+        *conditioning.NODES,
+        *image_to_video.NODES,
+        *structure.NODES,
+        *latent_video.NODES,
+        *sampling.NODES,
+        *style.NODES,
+        *guidance.NODES,
+        *videoldm.NODES,
+        *longvideo.NODES,
+    ]
 
 
 class VideoCrafterSuiteExtension(ComfyExtension):

@@ -58,12 +58,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VIDEOCRAFTER_SUITE_CACHE", Path.home() / ".cache" / "videocrafter-suite"))
 
 
+# Another host for the same tests (e.g. a newer ComfyUI from scripts/newer_host.py): both variables set
+# select it; the in-process tests, the session server and `start` then use it, and `install` leaves it alone.
+COMFY_DIR_ENV = "VIDEOCRAFTER_SUITE_COMFY_DIR"
+PYTHON_ENV = "VIDEOCRAFTER_SUITE_PYTHON"
+
+
+def selected_host() -> bool:
+    return bool(os.environ.get(COMFY_DIR_ENV))
+
+
 def venv_python() -> Path:
-    return cache_dir() / "venv" / "bin" / "python"
+    chosen = os.environ.get(PYTHON_ENV)
+    return Path(chosen) if chosen else cache_dir() / "venv" / "bin" / "python"
 
 
 def comfy_dir() -> Path:
-    return cache_dir() / "comfyui"
+    chosen = os.environ.get(COMFY_DIR_ENV)
+    return Path(chosen).expanduser() if chosen else cache_dir() / "comfyui"
 
 
 def base_dir() -> Path:
@@ -177,6 +189,13 @@ def free_port() -> int:
 
 def install() -> None:
     cache_dir().mkdir(parents=True, exist_ok=True)
+    if selected_host():
+        if not (comfy_dir() / "main.py").is_file() or not venv_python().exists():
+            raise SystemExit(f"{COMFY_DIR_ENV}={comfy_dir()} / {PYTHON_ENV}={venv_python()}: no ComfyUI or python "
+                             "there (scripts/newer_host.py install prints the right values)")
+        prepare_base()
+        _log(f"selected host: python {venv_python()}, ComfyUI {comfy_dir()} (not installed by this script)")
+        return
     _extract_comfyui()
     stamp = cache_dir() / "venv.stamp"
     fingerprint = _recipe_fingerprint()
