@@ -285,14 +285,35 @@ PREVIEW_RUNS = {  # name: (sampler, seed, animated setting): each run differs, s
 }
 
 
+def write_clip(path: Path, frames: int = 8, side: int = 64) -> None:
+    """A short h264 clip (PyAV, as ComfyUI's own video I/O): what LoadVideo nodes name."""
+    import av
+    import numpy
+
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("h264", rate=8)
+        stream.width = stream.height = side
+        stream.pix_fmt = "yuv420p"
+        for index in range(frames):
+            image = numpy.full((side, side, 3), index * 255 // frames, dtype=numpy.uint8)
+            container.mux(stream.encode(av.VideoFrame.from_ndarray(image, format="rgb24")))
+        container.mux(stream.encode())
+
+
 def add_example_inputs(server) -> None:
-    """The images the example workflows' LoadImage nodes name, as a user would have them in input/."""
+    """The images and clips the example workflows' LoadImage / LoadVideo nodes name, as a user would
+    have them in input/ (then loading the workflows fetches nothing that is missing)."""
     from PIL import Image
 
     for name in UI_WORKFLOWS:
         for node in json.loads((WORKFLOWS / f"{name}.json").read_text())["nodes"]:
-            if node["type"] == "LoadImage" and not (server.input_dir / node["widgets_values"][0]).exists():
-                Image.radial_gradient("L").convert("RGB").save(server.input_dir / node["widgets_values"][0])
+            target = server.input_dir / str((node.get("widgets_values") or [""])[0])
+            if target.exists():
+                continue
+            if node["type"] == "LoadImage":
+                Image.radial_gradient("L").convert("RGB").save(target)
+            elif node["type"] == "LoadVideo":
+                write_clip(target)
 
 
 @pytest.fixture(scope="module")
@@ -344,31 +365,41 @@ def test_renamed_folder_registers_each_extension_once_without_errors(renamed_fro
     assert not extension_problems(report), extension_problems(report)
 
 
-def expected_readout(graph: dict) -> dict[int, str]:
-    """``{latent node id: text}`` computed from the UI file: frames widget, the first fps widget
-    downstream along links (breadth-first), else 8 fps."""
+def expected_readout(name: str) -> dict[int, str]:
+    """``{latent node id: text}`` computed from the workflow files the way the readout is specified:
+    frames from the node, fps from the first node downstream with an ``fps`` / ``frame_rate`` widget
+    (breadth-first, outputs and their links in order), else 8 fps. Widget names come from the API twin."""
+    graph = json.loads((WORKFLOWS / f"{name}.json").read_text())
+    twin = json.loads((WORKFLOWS / "api" / f"{name}.json").read_text())
     by_id = {node["id"]: node for node in graph["nodes"]}
-    targets = {}
-    for _link_id, source, _slot, target, _target_slot, _type in graph["links"]:
-        targets.setdefault(source, []).append(target)
+    target_of = {link[0]: link[3] for link in graph["links"]}
+
+    def fps_widget(node_id):
+        inputs = twin.get(str(node_id), {}).get("inputs", {})
+        values = [inputs[key] for key in ("fps", "frame_rate") if isinstance(inputs.get(key), (int, float))]
+        return float(values[0]) if values and values[0] > 0 else None
+
     texts = {}
     for node in graph["nodes"]:
         if node["type"] != "VideoCrafterEmptyVideoLatent":
             continue
-        frames, fps, queue, seen = node["widgets_values"][2], 8.0, [node["id"]], {node["id"]}
-        while queue:
+        frames, fps = twin[str(node["id"])]["inputs"]["frames"], 8.0
+        queue, seen = [node["id"]], {node["id"]}
+        while queue and fps == 8.0:
             current = queue.pop(0)
-            found = None
-            for target in targets.get(current, []):
-                if target in seen:
+            for output in by_id[current].get("outputs") or []:
+                for link_id in output.get("links") or []:
+                    target = target_of.get(link_id)
+                    if target is None or target in seen:
+                        continue
+                    seen.add(target)
+                    found = fps_widget(target)
+                    if found is not None:
+                        fps, queue = found, []
+                        break
+                    queue.append(target)
+                else:
                     continue
-                seen.add(target)
-                if by_id[target]["type"] == "CreateVideo":
-                    found = float(by_id[target]["widgets_values"][0])
-                    break
-                queue.append(target)
-            if found is not None:
-                fps = found
                 break
         texts[node["id"]] = f"{frames} frame{'' if frames == 1 else 's'} @ {fps:g} fps = {frames / fps:.1f} s"
     return texts
@@ -377,9 +408,8 @@ def expected_readout(graph: dict) -> dict[int, str]:
 @pytest.mark.parametrize("name", UI_WORKFLOWS)
 def test_latent_node_shows_frames_fps_and_duration(renamed_frontend, name):
     _, loaded, _ = renamed_frontend
-    graph = json.loads((WORKFLOWS / f"{name}.json").read_text())
     shown = {r["id"]: r["text"] for r in loaded[name]["probe"]["readouts"]}
-    assert shown == expected_readout(graph)
+    assert shown == expected_readout(name)
     if name == QUEUED:
         assert shown == {9: "16 frames @ 10 fps = 1.6 s"}
 
