@@ -181,7 +181,7 @@ def _wrap_get_previewer(original):
             return previewer
         return AnimatedPreviewer(previewer)
 
-    get_previewer.videocrafter_wrapped = original
+    get_previewer.wrapped_by_videocrafter_suite = original
     return get_previewer
 
 
@@ -211,7 +211,7 @@ def install() -> None:
     if _installed:
         return
     _installed = True
-    if not hasattr(latent_preview.get_previewer, "videocrafter_wrapped"):
+    if not hasattr(latent_preview.get_previewer, "wrapped_by_videocrafter_suite"):
         latent_preview.get_previewer = _wrap_get_previewer(latent_preview.get_previewer)
     server = _server()
     if server is not None and hasattr(server, "routes"):

@@ -32,7 +32,7 @@ def preview(comfy_path):
     from videocrafter_suite.bridge import preview
 
     preview.install()
-    assert hasattr(latent_preview.get_previewer, "videocrafter_wrapped")
+    assert hasattr(latent_preview.get_previewer, "wrapped_by_videocrafter_suite")
     return preview
 
 

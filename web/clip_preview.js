@@ -143,7 +143,11 @@ registerOnce({
       if (!node || typeof node.addDOMWidget !== "function") return;
       playerFor(node).show(detail).catch((error) => console.warn(`[videocrafter-suite] preview: ${error}`));
     });
-    for (const event of ["status", "reconnected"]) api.addEventListener(event, () => announce());
+    api.addEventListener("status", () => announce()); // the client id arrives (or changes) with a status
+    api.addEventListener("reconnected", () => {
+      announced = null; // a restarted server has forgotten; the client id may be the same
+      announce();
+    });
     await announce();
   },
 });
