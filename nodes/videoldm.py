@@ -32,6 +32,15 @@ def check_factor(factor: int) -> None:
                          f"×16 in two passes); got {factor}.")
 
 
+def factor_problem(factor: int) -> str | bool:
+    """``validate_inputs`` answer: the error text, or True."""
+    try:
+        check_factor(factor)
+    except InputError as error:
+        return str(error)
+    return True
+
+
 def keyframes_from(keyframes, keyframe_images, vae) -> torch.Tensor:
     """The keyframe latents: the LATENT's frames, then the IMAGEs encoded by the VAE."""
     parts = []
@@ -77,11 +86,7 @@ class VideoCrafterKeyframeInterpolation(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, factor, **unused):
-        try:
-            check_factor(factor)
-        except InputError as error:
-            return str(error)
-        return True
+        return factor_problem(factor)
 
     @classmethod
     def execute(cls, factor, init, keyframes=None, keyframe_images=None, vae=None) -> io.NodeOutput:
@@ -113,11 +118,7 @@ class VideoCrafterFrameRateScale(io.ComfyNode):
 
     @classmethod
     def validate_inputs(cls, factor, **unused):
-        try:
-            check_factor(factor)
-        except InputError as error:
-            return str(error)
-        return True
+        return factor_problem(factor)
 
     @classmethod
     def execute(cls, positive, negative, factor) -> io.NodeOutput:
