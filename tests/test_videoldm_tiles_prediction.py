@@ -141,3 +141,19 @@ def test_prediction_with_the_i2v_model_starts_from_the_image(comfy_path, tmp_pat
         clip = extend_by_prediction(guider, sampler, sigmas, SeededNoise(2), start, 2, 3, 1, "hold")
     assert clip.shape == (5, 4, 4, 4) and torch.equal(clip[:1], start)
     assert (clip[1:].abs().amax(dim=(1, 2, 3)) > 0).all()
+
+
+def test_tiled_redenoise_with_the_tiny_unet(tiny_vc2):
+    """One tile covering the clip is exactly SamplerCustomAdvanced; several tiles run and keep the clip's shape."""
+    from videocrafter_suite.bridge.videoldm import tiled_redenoise
+
+    model = tiny_vc2[0]
+    sampler, sigmas = sampler_and_sigmas(model, "euler", 1, 0.5)
+    clip = torch.randn(3, 4, 6, 8, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        one_tile = tiled_redenoise(guider_for(tiny_vc2), sampler, sigmas, SeededNoise(8), {"samples": clip}, 6, 8, 2)
+        direct = guider_for(tiny_vc2).sample(SeededNoise(8).generate_noise({"samples": clip}), clip, sampler, sigmas,
+                                             disable_pbar=True, seed=8)
+        tiled = tiled_redenoise(guider_for(tiny_vc2), sampler, sigmas, SeededNoise(8), {"samples": clip}, 4, 4, 2)
+    assert torch.equal(one_tile, direct)
+    assert tiled.shape == clip.shape and torch.isfinite(tiled).all() and not torch.equal(tiled, direct)
