@@ -159,7 +159,7 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     def __init__(self, unet: UNet3DConfig, variant: VariantInfo, schedule: VideoCrafterSchedule):
         # The architecture travels as one object: core code that reads SD-style unet_config fields
         # (e.g. the diffusers LoRA key map, which expects per-level lists) must not misread ours.
-        super().__init__({"videocrafter_config": unet})
+        super().__init__({V.UNET_CONFIG_KWARG: unet})  # the UNet constructor's keyword (ComfyVideoCrafterUNet)
         self.unet_config_object = unet
         self.variant = variant
         self.schedule = schedule

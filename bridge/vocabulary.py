@@ -40,3 +40,7 @@ TEMPORAL_OFF = "videocrafter_temporal_off"  # True: skip every temporal layer (t
 
 # --- ModelPatcher attachments -------------------------------------------------------------------------------
 STYLE_ADAPTER_ATTACHMENT = "videocrafter_style_adapter"  # StyleCrafter StyleTransformer + ScaleEncoder
+
+# --- model construction -------------------------------------------------------------------------------------
+#: The one ``unet_config`` entry of ``VideoCrafterConfig``: core passes it to the UNet's constructor as a keyword.
+UNET_CONFIG_KWARG = "videocrafter_config"

@@ -143,3 +143,42 @@ def _tiny_image_branch(spec: TinySpec, generator: torch.Generator) -> dict[str, 
 
 def tiny_spec(variant: str = "vc2_t2v_512", **overrides) -> TinySpec:
     return replace(TinySpec(variant=variant), **overrides)
+
+
+def write_tiny_checkpoint(path, spec: TinySpec = TinySpec(), *, as_ckpt: bool = False):
+    """Write ``make_tiny_state_dict(spec)`` to ``path`` atomically (temporary file + rename); returns ``path``.
+
+    ``as_ckpt`` writes a ``torch.save({"state_dict": ...})`` file as the released ``model.ckpt``; otherwise
+    safetensors. State dicts are cached per spec (building one takes seconds), so many tests can ask for the
+    same checkpoint cheaply.
+    """
+    import os
+    import tempfile
+    from pathlib import Path
+
+    from safetensors.torch import save_file
+
+    path = Path(path)
+    state = _cached_state(spec)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
+    os.close(handle)
+    try:
+        if as_ckpt:
+            torch.save({"state_dict": state}, temporary)
+        else:
+            save_file(state, temporary, metadata={"videocrafter_suite": f"tiny {spec.variant} seed {spec.seed}"})
+        os.replace(temporary, path)
+    except BaseException:
+        Path(temporary).unlink(missing_ok=True)
+        raise
+    return path
+
+
+_STATE_CACHE: dict = {}
+
+
+def _cached_state(spec: TinySpec) -> dict[str, torch.Tensor]:
+    if spec not in _STATE_CACHE:
+        _STATE_CACHE[spec] = make_tiny_state_dict(spec)
+    return _STATE_CACHE[spec]

@@ -9,9 +9,7 @@ Run it with the host's python (torch is needed): ``python3 scripts/host.py pytho
 from __future__ import annotations
 
 import argparse
-import os
 import sys
-import tempfile
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
@@ -19,25 +17,9 @@ import devkit.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suit
 
 
 def write_tiny_checkpoint(path: Path, variant: str = "vc2_t2v_512", seed: int = 0, as_ckpt: bool = False) -> Path:
-    import torch
-    from safetensors.torch import save_file
+    from videocrafter_suite.devkit.tiny_checkpoint import tiny_spec, write_tiny_checkpoint as write
 
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-
-    state = make_tiny_state_dict(tiny_spec(variant, seed=seed))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=path.parent)
-    os.close(handle)
-    try:
-        if as_ckpt:
-            torch.save({"state_dict": state}, temporary)
-        else:
-            save_file(state, temporary, metadata={"videocrafter_suite": f"tiny {variant} seed {seed}"})
-        os.replace(temporary, path)
-    except BaseException:
-        Path(temporary).unlink(missing_ok=True)
-        raise
-    return path
+    return write(path, tiny_spec(variant, seed=seed), as_ckpt=as_ckpt)
 
 
 def main(argv=None) -> int:

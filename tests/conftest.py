@@ -87,6 +87,40 @@ def comfy_path() -> Path:
 
 
 @pytest.fixture(scope="session")
+def comfy(comfy_path):
+    """ComfyUI imported in this process (``comfy.samplers``, ``model_management``, ``clip_vision`` ...) with the
+    pack's glue loaded: the in-process fixture every node/bridge test shares. Returns the ``comfy`` package."""
+    import comfy.clip_vision  # noqa: F401
+    import comfy.model_management  # noqa: F401
+    import comfy.samplers  # noqa: F401
+
+    from videocrafter_suite.bridge import checkpoint, ddim, guiders, model, style  # noqa: F401
+    return comfy
+
+
+@pytest.fixture(scope="session")
+def tiny_checkpoint(tmp_path_factory):
+    """Factory: ``tiny_checkpoint(variant, seed=0, folder=None, name=None, as_ckpt=False, **spec) -> Path``.
+
+    Writes a tiny seeded checkpoint in the exact released layout (``devkit/tiny_checkpoint.py``) into
+    ``folder`` (default: a session temp folder); state dicts are built once per spec for the whole session."""
+    from videocrafter_suite.devkit.tiny_checkpoint import tiny_spec, write_tiny_checkpoint
+
+    default = tmp_path_factory.mktemp("tiny-checkpoints")
+
+    def make(variant="vc2_t2v_512", seed=0, folder=None, name=None, as_ckpt=False, **overrides):
+        spec = tiny_spec(variant, seed=seed, **overrides)
+        suffix = ".ckpt" if as_ckpt else ".safetensors"
+        name = name or f"tiny_{variant}_s{seed}{''.join(f'_{k}{v}' for k, v in sorted(overrides.items()))}{suffix}"
+        path = Path(folder or default) / name
+        if not path.exists():
+            write_tiny_checkpoint(path, spec, as_ckpt=as_ckpt)
+        return path
+
+    return make
+
+
+@pytest.fixture(scope="session")
 def comfy_server(tmp_path_factory: pytest.TempPathFactory, request: pytest.FixtureRequest):
     """One real ComfyUI for the session, with its own base dir under pytest's tmp folder.
 

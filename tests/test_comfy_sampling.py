@@ -17,14 +17,6 @@ FIXTURES = "fixtures"
 
 
 @pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.samplers  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint, ddim, model  # noqa: F401
-    return comfy
-
-
-@pytest.fixture(scope="module")
 def recorded(reference_dir):
     config = json.loads((reference_dir / FIXTURES / "sampler_ddim_vc2_tiny.config.json").read_text())
     tensors = load_file(reference_dir / FIXTURES / "sampler_ddim_vc2_tiny.safetensors")
@@ -106,18 +98,62 @@ def test_comfy_ddim_reproduces_the_original_run(comfy, vc2_model, recorded, eta)
         assert relative <= 1e-4, f"video {video}: max rel error {relative:.3e}"
 
 
-def test_core_samplers_run_on_the_model(comfy, vc2_model, recorded):
+class OracleUNet(torch.nn.Module):
+    """Stands in for the UNet: returns the exact ε of the model's own forward process for a known x0.
+
+    The UNet sees ``x_t = sqrt(ᾱ_t)·s_t·x0 + sqrt(1 − ᾱ_t)·ε`` (ddpm3d.py:412-417, scale schedule included);
+    the oracle inverts that at the integer timestep it is given. If the σ' = σ/s_t reparametrisation of
+    ``VideoCrafterModelSampling`` is right, core's ``calculate_denoised`` then returns x0 at every step, and
+    every sampler must end exactly at x0; a wrong mapping (s_t forgotten, σ instead of σ') leaves it off by
+    a factor of s_t or of the noise level.
+    """
+
+    def __init__(self, schedule, x0):
+        super().__init__()
+        self.alphas_cumprod = schedule.alphas_cumprod.double()
+        self.scale = schedule.scale_arr.double() if schedule.use_scale else torch.ones(schedule.timesteps, dtype=torch.float64)
+        self.x0 = x0.double()
+        self.dtype = torch.float32  # what BaseModel asks of its diffusion_model
+
+    def forward(self, x, timesteps, **unused):
+        t = timesteps.round().long()
+        assert torch.allclose(timesteps.double(), t.double(), atol=1e-3), "the oracle needs ladder sigmas"
+        a = self.alphas_cumprod[t].view(-1, 1, 1, 1)
+        signal = a.sqrt() * self.scale[t].view(-1, 1, 1, 1) * self.x0
+        return ((x.double() - signal) / (1 - a).sqrt()).to(x.dtype)
+
+
+@pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m", "ddim", "videocrafter_ddim"])
+def test_every_sampler_lands_on_x0_with_an_exact_eps_oracle(comfy, vc2_model, recorded, sampler_name):
     import comfy.sample
     import comfy.samplers
 
+    from videocrafter_suite.bridge.ddim import VideoCrafterDDIM, ddim_sigmas
+
     _config, tensors, _weights = recorded
-    text, uncond = tensors["cond/text_emb"][:1], tensors["cond/uncond_emb"][:1]
-    latent = torch.zeros(4, 4, 8, 8)
-    for name in ("euler", "dpmpp_2m"):
-        noise = comfy.sample.prepare_noise(latent, 0)
-        out = comfy.sample.sample(vc2_model, noise, 8, 6.0, name, "karras", [[text, {"fps": 28}]],
-                                  [[uncond, {"fps": 28}]], latent, disable_pbar=True, seed=0)
-        assert out.shape == latent.shape and torch.isfinite(out).all()
+    schedule = vc2_model.model.model_config.schedule
+    assert schedule.use_scale, "the property is about the scale schedule: use the VC2 model"
+    x0 = torch.randn(4, 4, 8, 8, generator=torch.Generator().manual_seed(3))
+    model = vc2_model.clone()
+    model.add_object_patch("diffusion_model", OracleUNet(schedule, x0))
+    model_sampling = model.get_model_object("model_sampling")
+    if sampler_name == "videocrafter_ddim":
+        sampler, sigmas = VideoCrafterDDIM(eta=0.0), ddim_sigmas(model_sampling, 10)
+        sigmas[-1] = 0.0  # end at x0 itself (the original's ladder ends at ᾱ_0, i.e. t = 0, not at x0)
+    else:
+        sampler = comfy.samplers.sampler_object(sampler_name)
+        sigmas = comfy.samplers.calculate_sigmas(model_sampling, "simple", 10)  # ladder sigmas: integer t
+    guider = comfy.samplers.CFGGuider(model)
+    text = tensors["cond/text_emb"][:1]
+    guider.set_conds([[text, {"fps": 28}]], [[text, {"fps": 28}]])
+    guider.set_cfg(1.0)
+    noise = comfy.sample.prepare_noise(torch.zeros_like(x0), 0)
+    with torch.inference_mode():
+        out = guider.sample(noise, torch.zeros_like(x0), sampler, sigmas, disable_pbar=True, seed=0)
+    out = model.model.process_latent_in(out)  # the guider hands back the latent format's output (÷ 0.18215)
+    # Every denoised prediction is x0 up to float32 rounding of y and σ'·ε (|y| ≤ ~σ'_max·4 ≈ 60): 1e-4 rel.
+    error = float((out - x0).abs().max() / x0.abs().max())
+    assert error <= 1e-4, f"{sampler_name}: lands {error:.2e} (relative) away from x0"
 
 
 def test_lora_patches_apply_and_unpatch(comfy, vc2_model, recorded):

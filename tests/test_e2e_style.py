@@ -9,7 +9,6 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from tests.server import ExecutionFailed, PromptRejected, probe_media
 from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
@@ -17,10 +16,10 @@ from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink
 
 
 @pytest.fixture(scope="module")
-def style_files(comfy_server):
+def style_files(comfy_server, tiny_checkpoint):
     from PIL import Image
 
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.devkit.tiny_checkpoint import tiny_spec
     from videocrafter_suite.devkit.tiny_stylecrafter import make_tiny_adapter_state, make_tiny_temporal_state
 
     checkpoints = comfy_server.models_dir / "checkpoints"
@@ -28,13 +27,10 @@ def style_files(comfy_server):
     for folder in (checkpoints, stylecrafter, comfy_server.input_dir):
         folder.mkdir(parents=True, exist_ok=True)
     base = tiny_spec("vc1_t2v_512", seed=3)
-    files = {"base": "tiny_vc1_512_for_style.safetensors", "vc2": "tiny_vc2_for_style.safetensors",
-             "clip": "tiny_i2v_for_style_clip.safetensors", "clip_wide": "tiny_i2v_wide_for_style_clip.safetensors"}
-    save_file(make_tiny_state_dict(base), str(checkpoints / files["base"]))
-    save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512", seed=3)), str(checkpoints / files["vc2"]))
-    save_file(make_tiny_state_dict(tiny_spec("vc1_i2v_512", seed=4)), str(checkpoints / files["clip"]))
-    save_file(make_tiny_state_dict(tiny_spec("vc1_i2v_512", seed=4, vision_width=192)),
-              str(checkpoints / files["clip_wide"]))
+    files = {"base": tiny_checkpoint("vc1_t2v_512", seed=3, folder=checkpoints).name,
+             "vc2": tiny_checkpoint("vc2_t2v_512", seed=3, folder=checkpoints).name,
+             "clip": tiny_checkpoint("vc1_i2v_512", seed=4, folder=checkpoints).name,
+             "clip_wide": tiny_checkpoint("vc1_i2v_512", seed=4, folder=checkpoints, vision_width=192).name}
     torch.save(make_tiny_adapter_state(base), stylecrafter / "adapter_v1.pth")
     torch.save(make_tiny_temporal_state(base), stylecrafter / "temporal_v1_1.pth")
     gradient = torch.linspace(0, 255, 96).round().to(torch.uint8)

@@ -13,18 +13,11 @@ VARIANT_OF_WORKFLOW = {"videocrafter2_t2v_512": "vc2_t2v_512", "videocrafter1_t2
 
 
 @pytest.fixture(scope="module")
-def tiny_checkpoints(comfy_server):
+def tiny_checkpoints(comfy_server, tiny_checkpoint):
     """Tiny checkpoints of every T2V variant in the server's models/checkpoints (exact released layout)."""
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-
     folder = comfy_server.models_dir / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    names = {}
-    for variant in ("vc2_t2v_512", "vc1_t2v_1024", "vc1_t2v_512"):
-        name = f"tiny_{variant}.safetensors"
-        save_file(make_tiny_state_dict(tiny_spec(variant, seed=1)), str(folder / name))
-        names[variant] = name
-    return names
+    return {variant: tiny_checkpoint(variant, seed=1, folder=folder).name
+            for variant in ("vc2_t2v_512", "vc1_t2v_1024", "vc1_t2v_512")}
 
 
 def api_workflow(name, ckpt_name, *, steps=4, frames=8, seed=123):

@@ -12,7 +12,7 @@ import json
 
 import pytest
 import torch
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from tests.pack import REFERENCE_DIR
 
@@ -20,22 +20,11 @@ MANIFEST = REFERENCE_DIR / "manifests" / "vc1_i2v_512.json"
 
 
 @pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.model_management  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint  # noqa: F401
-    return comfy
-
-
-@pytest.fixture(scope="module")
-def tiny_i2v(comfy, tmp_path_factory):
+def tiny_i2v(comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
-    path = tmp_path_factory.mktemp("ckpt") / "tiny_i2v.safetensors"
-    state = make_tiny_state_dict(tiny_spec("vc1_i2v_512", seed=3))
-    save_file(state, str(path))
-    return state, load_videocrafter_checkpoint(str(path))
+    path = tiny_checkpoint("vc1_i2v_512", seed=3)
+    return load_file(str(path)), load_videocrafter_checkpoint(str(path))
 
 
 def test_loader_returns_model_clip_vae_and_core_clip_vision(tiny_i2v):
@@ -58,13 +47,11 @@ def test_loader_returns_model_clip_vae_and_core_clip_vision(tiny_i2v):
     assert torch.equal(core["visual_projection.weight"], state["embedder.model.visual.proj"].t())
 
 
-def test_t2v_checkpoints_have_no_clip_vision(comfy, tmp_path):
+def test_t2v_checkpoints_have_no_clip_vision(comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
     from videocrafter_suite.bridge.model import VideoCrafterI2VModel
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
-    save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512")), str(tmp_path / "t2v.safetensors"))
-    loaded = load_videocrafter_checkpoint(str(tmp_path / "t2v.safetensors"))
+    loaded = load_videocrafter_checkpoint(str(tiny_checkpoint("vc2_t2v_512")))
     assert loaded.clip_vision is None and not isinstance(loaded.model.model, VideoCrafterI2VModel)
 
 
@@ -164,28 +151,24 @@ def test_i2v_tiny_fixture_through_the_conditioning_keys(comfy):
 
 
 # ------------------------------------------------------------------------------------------ bad input
-def test_t2v_model_is_refused_with_a_clear_error(tiny_i2v, comfy, tmp_path):
+def test_t2v_model_is_refused_with_a_clear_error(tiny_i2v, comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
     from videocrafter_suite.bridge.image_conditioning import ImageConditioningError, encode_image_context
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
-    save_file(make_tiny_state_dict(tiny_spec("vc2_t2v_512")), str(tmp_path / "t2v.safetensors"))
-    t2v = load_videocrafter_checkpoint(str(tmp_path / "t2v.safetensors"))
+    t2v = load_videocrafter_checkpoint(str(tiny_checkpoint("vc2_t2v_512")))
     with pytest.raises(ImageConditioningError, match="VideoCrafter2 text-to-video 512 model.*I2V"):
         encode_image_context(t2v.model, tiny_i2v[1].clip_vision, torch.zeros(1, 3, 64, 64))
 
 
-def test_missing_or_wrong_width_clip_vision_is_refused(tiny_i2v, comfy, tmp_path):
+def test_missing_or_wrong_width_clip_vision_is_refused(tiny_i2v, comfy, tiny_checkpoint):
     from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
     from videocrafter_suite.bridge.clip_vision import ClipVisionMismatchError
     from videocrafter_suite.bridge.image_conditioning import encode_image_context
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
 
     model = tiny_i2v[1].model
     with pytest.raises(ClipVisionMismatchError, match="no CLIP_VISION"):
         encode_image_context(model, None, torch.zeros(1, 3, 64, 64))
-    save_file(make_tiny_state_dict(tiny_spec("vc1_i2v_512", vision_width=192)), str(tmp_path / "wide.safetensors"))
-    wide = load_videocrafter_checkpoint(str(tmp_path / "wide.safetensors")).clip_vision
+    wide = load_videocrafter_checkpoint(str(tiny_checkpoint("vc1_i2v_512", vision_width=192))).clip_vision
     with pytest.raises(ClipVisionMismatchError, match="192-wide tokens.*expects 128.*ViT-H/14"):
         encode_image_context(model, wide, torch.zeros(1, 3, 64, 64))
 

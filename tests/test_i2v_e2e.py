@@ -6,7 +6,6 @@ import time
 
 import pytest
 import torch
-from safetensors.torch import save_file
 
 from tests.server import ExecutionFailed, PromptRejected, probe_media, read_frames
 from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink_for_tiny
@@ -14,20 +13,14 @@ from tests.server.workflows import TINY_SIZE, load_api_workflow, node_of, shrink
 
 
 @pytest.fixture(scope="module")
-def i2v_files(comfy_server):
+def i2v_files(comfy_server, tiny_checkpoint):
     """Tiny checkpoints (I2V, I2V with a 192-wide image encoder, VC2 T2V) and two input images."""
     from PIL import Image
 
-    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
-
     folder = comfy_server.models_dir / "checkpoints"
-    folder.mkdir(parents=True, exist_ok=True)
-    specs = {"i2v": tiny_spec("vc1_i2v_512", seed=1), "i2v_wide": tiny_spec("vc1_i2v_512", seed=2, vision_width=192),
-             "t2v": tiny_spec("vc2_t2v_512", seed=1)}
-    names = {}
-    for label, spec in specs.items():
-        names[label] = f"tiny_{label}_for_i2v.safetensors"
-        save_file(make_tiny_state_dict(spec), str(folder / names[label]))
+    names = {"i2v": tiny_checkpoint("vc1_i2v_512", seed=1, folder=folder).name,
+             "i2v_wide": tiny_checkpoint("vc1_i2v_512", seed=2, folder=folder, vision_width=192).name,
+             "t2v": tiny_checkpoint("vc2_t2v_512", seed=1, folder=folder).name}
     comfy_server.input_dir.mkdir(parents=True, exist_ok=True)
     gradient = torch.linspace(0, 255, 96).round().to(torch.uint8)
     left = torch.stack([gradient.view(1, -1).expand(80, -1)] * 3, -1)

@@ -54,14 +54,6 @@ def seeded_small_vit(seed: int = 0):
     return visual
 
 
-@pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.clip_vision  # noqa: F401
-
-    from videocrafter_suite.bridge import clip_vision  # noqa: F401
-    return comfy
-
-
 def test_core_clip_vision_gives_the_original_tokens(comfy):
     from skimage import data
 

@@ -14,14 +14,6 @@ FIXTURE = "fixtures/stylecrafter_tiny"
 
 
 @pytest.fixture(scope="module")
-def comfy(comfy_path):
-    import comfy.samplers  # noqa: F401
-
-    from videocrafter_suite.bridge import checkpoint, guiders, style  # noqa: F401
-    return comfy
-
-
-@pytest.fixture(scope="module")
 def recorded(reference_dir):
     config = json.loads((reference_dir / f"{FIXTURE}.config.json").read_text())
     weights = {k: v.float() for k, v in load_file(reference_dir / f"{FIXTURE}.weights.safetensors").items()}
