@@ -127,9 +127,32 @@ def build_model(state: dict, variant: VariantInfo, schedule: VideoCrafterSchedul
                                             offload_device=model_management.unet_offload_device())
 
 
+DEMONSTRATION_MARK = "demonstration model"  # in the safetensors metadata of devkit/demo_model's checkpoint
+
+
+def log_if_demonstration(path: str) -> bool:
+    """Say so in the log when the file is the pack's demonstration model (scripts/train_demo_model.py)."""
+    if not str(path).endswith(".safetensors"):
+        return False
+    try:
+        from safetensors import safe_open
+
+        with safe_open(path, framework="pt") as handle:
+            notes = " ".join((handle.metadata() or {}).values())
+    except Exception:  # unreadable files get their clear error from read_state_dict
+        return False
+    if DEMONSTRATION_MARK not in notes:
+        return False
+    logging.warning("VideoCrafter: '%s' is the pack's DEMONSTRATION model (a tiny VideoCrafter2 trained on "
+                    "procedural moving shapes, 64x64; see docs/demo_model.md), not released VideoCrafter weights.",
+                    path)
+    return True
+
+
 def load_videocrafter_checkpoint(path: str, *, output_clip=True, output_vae=True, output_clip_vision=True,
                                  embedding_directory=None, model_options=None) -> LoadedCheckpoint:
     state = read_state_dict(path)
+    log_if_demonstration(path)
     variant = detect_variant(state)
     schedule = schedule_from_checkpoint(state, variant)
     model = build_model(state, variant, schedule, model_options)

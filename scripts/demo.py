@@ -1,19 +1,23 @@
 #!/usr/bin/env python3
 """Install a real ComfyUI, run the example text-to-video workflow on it, and write a video file.
 
-    python3 scripts/demo.py                                   # tiny built-in model, ~2-4 min the first time
+    python3 scripts/demo.py                                   # the demonstration model, seconds once installed
+    python3 scripts/demo.py --prompt "a blue square moving up on a black background"
     python3 scripts/demo.py --checkpoint ~/models/vc2.ckpt    # a released VideoCrafter2 checkpoint
     python3 scripts/demo.py --workflow videocrafter1_t2v_1024 --checkpoint ~/models/vc1_1024.ckpt
 
 Steps: install/refresh the host (``scripts/host.py install``, cached); without ``--checkpoint``
-write a tiny seeded checkpoint in the released layout (see ``devkit/tiny_checkpoint.py``) into
-the host's ``models/checkpoints``; start ComfyUI headless; queue the API twin of the example
-workflow through ``POST /prompt``; wait for ``/history``; print the video's path; stop the server.
+copy the DEMONSTRATION model (``devkit/demo_model/``: a tiny VideoCrafter2 in the released layout,
+trained on procedural moving shapes by ``scripts/train_demo_model.py``; see ``docs/demo_model.md``)
+into the host's ``models/checkpoints``; start ComfyUI headless; queue the API twin of the example
+workflow through ``POST /prompt``; wait for ``/history``; print the video's path, and for the
+demonstration model also a frame strip picture; stop the server.
 Only the standard library is used here, so the system ``python3`` runs it.
 """
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import shutil
 import subprocess
@@ -28,7 +32,11 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT / "scripts"))
 import host  # noqa: E402
 
-TINY_NAME = "videocrafter_tiny_vc2_t2v.safetensors"
+DEMO_CHECKPOINT = ROOT / "devkit" / "demo_model" / "videocrafter_demo_vc2_shapes.safetensors"
+DEMO_PROMPT = "a red circle moving right on a grey background"
+DEMO_LABEL = "DEMONSTRATION model (tiny VC2 trained on procedural shapes; not a real VideoCrafter)"
+DEMO_SETTINGS = {"width": 64, "height": 64, "frames": 16, "steps": 20, "cfg": 7.5}  # as devkit/demo_recipe.py
+FRAMES_NODE = "demo_frames"
 
 
 def _request(url: str, payload: dict | None = None, timeout: float = 60.0) -> dict:
@@ -52,11 +60,18 @@ def prepare_checkpoint(args) -> str:
         if not link.exists():
             link.symlink_to(source)
         return source.name
-    target = folder / TINY_NAME
-    if not target.exists():
-        subprocess.run([str(host.venv_python()), str(ROOT / "scripts" / "make_tiny_checkpoint.py"), str(target),
-                        "--variant", "vc2_t2v_512"], check=True, cwd=ROOT)
-    return TINY_NAME
+    if not DEMO_CHECKPOINT.is_file():
+        raise SystemExit(f"the demonstration model is missing: {DEMO_CHECKPOINT} (train it with "
+                         "scripts/train_demo_model.py, or pass --checkpoint with a released model)")
+    target = folder / DEMO_CHECKPOINT.name
+    if not target.is_file() or _digest(target) != _digest(DEMO_CHECKPOINT):
+        shutil.copy2(DEMO_CHECKPOINT, target)  # into the host, never the other way round
+    print(f"[demo] using the {DEMO_LABEL}: {target}", flush=True)
+    return target.name
+
+
+def _digest(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_prompt(args, ckpt_name: str) -> dict:
@@ -78,7 +93,27 @@ def build_prompt(args, ckpt_name: str) -> dict:
             inputs["noise_seed"] = args.seed
         elif kind == "CLIPTextEncode" and args.prompt and inputs["text"]:
             inputs["text"] = args.prompt
+        elif kind == "CFGGuider" and args.cfg:
+            inputs["cfg"] = args.cfg
+    if args.frame_strip:  # also save the decoded frames, for the strip picture
+        decode = next(node_id for node_id, node in graph.items() if node["class_type"] == "VAEDecode")
+        graph[FRAMES_NODE] = {"class_type": "SaveImage",
+                              "inputs": {"images": [decode, 0], "filename_prefix": "videocrafter/demo_frames"}}
     return graph
+
+
+def write_frame_strip(entry: dict, args) -> None:
+    frames = [host.base_dir() / "output" / item.get("subfolder", "") / item["filename"]
+              for item in entry["outputs"].get(FRAMES_NODE, {}).get("images", [])]
+    if not frames:
+        return
+    strip = frames[0].parent / (frames[0].stem.rsplit("_", 2)[0] + "_strip.png")
+    subprocess.run([str(host.venv_python()), str(ROOT / "scripts" / "frame_strip.py"), str(strip), *map(str, frames)],
+                   check=True, capture_output=True)
+    print(f"[demo] frame strip (every 2nd frame): {strip}")
+    if args.output_dir:
+        shutil.copy2(strip, args.output_dir / "demo_strip.png")
+        print(f"[demo] copied to {args.output_dir / 'demo_strip.png'}")
 
 
 def main(argv=None) -> int:
@@ -91,12 +126,16 @@ def main(argv=None) -> int:
     parser.add_argument("--width", type=int)
     parser.add_argument("--height", type=int)
     parser.add_argument("--frames", type=int)
+    parser.add_argument("--cfg", type=float, help="classifier-free guidance scale")
     parser.add_argument("--port", type=int, default=8199)
     parser.add_argument("--output-dir", type=Path, help="also copy the video here")
     args = parser.parse_args(argv)
-    if not args.checkpoint:  # the tiny model: small frames, few steps, so CPU runs in seconds
-        args.width, args.height = args.width or 128, args.height or 80
-        args.steps = args.steps or 20
+    args.frame_strip = not args.checkpoint
+    if not args.checkpoint:  # the demonstration model: its own size, prompt style and settings
+        for key, value in DEMO_SETTINGS.items():
+            setattr(args, key, getattr(args, key) or value)
+        args.prompt = args.prompt or DEMO_PROMPT
+        print(f"[demo] prompt: {args.prompt!r}", flush=True)
 
     host.install()
     ckpt_name = prepare_checkpoint(args)
@@ -119,7 +158,8 @@ def main(argv=None) -> int:
         if status.get("status_str") != "success":
             messages = [m for m in status.get("messages", []) if m[0] == "execution_error"]
             raise SystemExit(f"the workflow failed: {json.dumps(messages, indent=1)[:3000]}")
-        videos = [item for output in entry["outputs"].values() for item in output.get("images", []) + output.get("videos", [])]
+        videos = [item for node_id, output in entry["outputs"].items() if node_id != FRAMES_NODE
+                  for item in output.get("images", []) + output.get("videos", [])]
         if not videos:
             raise SystemExit(f"the workflow finished without a video output: {entry['outputs']}")
         for item in videos:
@@ -129,6 +169,7 @@ def main(argv=None) -> int:
                 args.output_dir.mkdir(parents=True, exist_ok=True)
                 shutil.copy2(path, args.output_dir / path.name)
                 print(f"[demo] copied to {args.output_dir / path.name}")
+        write_frame_strip(entry, args)
     finally:
         host.stop(args.port)
     return 0

