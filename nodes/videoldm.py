@@ -15,6 +15,7 @@ from ..models.unet.unet3d import DEFAULT_FPS
 from ..models.videoldm.interpolation import FACTORS, INIT_MODES, assemble_keyframes
 from ..models.videoldm.prediction import BLENDS
 from .common import CATEGORY, MAX_FRAMES, InputError
+from .validation import checked_inputs
 
 GROUP = f"{CATEGORY}/videoldm"
 
@@ -60,6 +61,7 @@ def keyframes_from(keyframes, keyframe_images, vae) -> torch.Tensor:
     return torch.cat([p.to(parts[0]) for p in parts])
 
 
+@checked_inputs
 class VideoCrafterKeyframeInterpolation(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -85,7 +87,7 @@ class VideoCrafterKeyframeInterpolation(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, factor, **unused):
+    def validate_inputs(cls, factor):
         return factor_problem(factor)
 
     @classmethod
@@ -99,6 +101,7 @@ class VideoCrafterKeyframeInterpolation(io.ComfyNode):
         return io.NodeOutput({"samples": latent, "noise_mask": mask})
 
 
+@checked_inputs
 class VideoCrafterFrameRateScale(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -117,7 +120,7 @@ class VideoCrafterFrameRateScale(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, factor, **unused):
+    def validate_inputs(cls, factor):
         return factor_problem(factor)
 
     @classmethod
@@ -135,6 +138,7 @@ def scale_fps(conditioning, factor: int):
     return out
 
 
+@checked_inputs
 class VideoCrafterRePaintSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -157,6 +161,7 @@ class VideoCrafterRePaintSampler(io.ComfyNode):
         return io.NodeOutput(RePaintSampler(sampler, jump, resample))
 
 
+@checked_inputs
 class VideoCrafterKeyframeSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -183,6 +188,7 @@ class VideoCrafterKeyframeSampler(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+@checked_inputs
 class VideoCrafterExtendByPrediction(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -219,6 +225,7 @@ class VideoCrafterExtendByPrediction(io.ComfyNode):
         return io.NodeOutput({"samples": clip})
 
 
+@checked_inputs
 class VideoCrafterTiledRedenoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -250,6 +257,7 @@ class VideoCrafterTiledRedenoise(io.ComfyNode):
         return io.NodeOutput({"samples": samples})
 
 
+@checked_inputs
 class VideoCrafterTemporalVAEDecode(io.ComfyNode):
     @classmethod
     def define_schema(cls):
