@@ -85,7 +85,9 @@ def sample_videocrafter_ddim(model, x, sigmas, extra_args=None, callback=None, d
             callback({"x": y, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
     end = previous[-1]
     result = x_t if end is None else x_t / factor(end)
-    return _hold_kept_frames(model, extra_args, result, None if end is None else factor(end))
+    if end is None or end == 0:  # the clean end (a RePaint stretch may stop higher up the ladder)
+        result = _hold_kept_frames(model, extra_args, result, None if end is None else factor(end))
+    return result
 
 
 def _hold_kept_frames(model, extra_args, result, end_factor):

@@ -22,7 +22,7 @@ import torch
 from ..models.videoldm.interpolation import keyframe_windows, kept_frames
 from ..models.videoldm.prediction import join_segment, segment_input
 from ..models.videoldm.repaint import model_calls, repaint_schedule
-from ..models.videoldm.tiles import tiled_apply
+from ..models.videoldm.tiles import tile_grid, tiled_apply
 
 
 class RePaintSampler(comfy.samplers.Sampler):
@@ -181,8 +181,6 @@ def tiled_redenoise(guider, sampler, sigmas, noise, latent: dict, tile_height: i
     mask = _frame_mask(latent, samples)
     full_noise = noise.generate_noise(latent)
     seed = getattr(noise, "seed", None)
-    from ..models.videoldm.tiles import tile_grid
-
     count = len(tile_grid(samples.shape[-2], samples.shape[-1], tile_height, tile_width, overlap))
     progress = PieceProgress(guider.model_patcher, count, len(sigmas) - 1)
     index = iter(range(count))

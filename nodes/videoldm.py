@@ -15,6 +15,7 @@ from ..models.unet.unet3d import DEFAULT_FPS
 from ..models.videoldm.interpolation import FACTORS, INIT_MODES, assemble_keyframes
 from ..models.videoldm.prediction import BLENDS
 from .common import CATEGORY, MAX_FRAMES, InputError
+from .validation import checked_inputs
 
 GROUP = f"{CATEGORY}/videoldm"
 
@@ -30,6 +31,15 @@ def check_factor(factor: int) -> None:
     if factor not in FACTORS:
         raise InputError(f"factor must be one of {', '.join(map(str, FACTORS))} (VideoLDM interpolates ×4 per pass, "
                          f"×16 in two passes); got {factor}.")
+
+
+def factor_problem(factor: int) -> str | bool:
+    """``validate_inputs`` answer: the error text, or True."""
+    try:
+        check_factor(factor)
+    except InputError as error:
+        return str(error)
+    return True
 
 
 def keyframes_from(keyframes, keyframe_images, vae) -> torch.Tensor:
@@ -51,6 +61,7 @@ def keyframes_from(keyframes, keyframe_images, vae) -> torch.Tensor:
     return torch.cat([p.to(parts[0]) for p in parts])
 
 
+@checked_inputs
 class VideoCrafterKeyframeInterpolation(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -76,12 +87,8 @@ class VideoCrafterKeyframeInterpolation(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, factor, **unused):
-        try:
-            check_factor(factor)
-        except InputError as error:
-            return str(error)
-        return True
+    def validate_inputs(cls, factor):
+        return factor_problem(factor)
 
     @classmethod
     def execute(cls, factor, init, keyframes=None, keyframe_images=None, vae=None) -> io.NodeOutput:
@@ -94,6 +101,7 @@ class VideoCrafterKeyframeInterpolation(io.ComfyNode):
         return io.NodeOutput({"samples": latent, "noise_mask": mask})
 
 
+@checked_inputs
 class VideoCrafterFrameRateScale(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -112,12 +120,8 @@ class VideoCrafterFrameRateScale(io.ComfyNode):
         )
 
     @classmethod
-    def validate_inputs(cls, factor, **unused):
-        try:
-            check_factor(factor)
-        except InputError as error:
-            return str(error)
-        return True
+    def validate_inputs(cls, factor):
+        return factor_problem(factor)
 
     @classmethod
     def execute(cls, positive, negative, factor) -> io.NodeOutput:
@@ -134,6 +138,7 @@ def scale_fps(conditioning, factor: int):
     return out
 
 
+@checked_inputs
 class VideoCrafterRePaintSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -156,6 +161,7 @@ class VideoCrafterRePaintSampler(io.ComfyNode):
         return io.NodeOutput(RePaintSampler(sampler, jump, resample))
 
 
+@checked_inputs
 class VideoCrafterKeyframeSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -182,6 +188,7 @@ class VideoCrafterKeyframeSampler(io.ComfyNode):
         return io.NodeOutput(out)
 
 
+@checked_inputs
 class VideoCrafterExtendByPrediction(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -218,6 +225,7 @@ class VideoCrafterExtendByPrediction(io.ComfyNode):
         return io.NodeOutput({"samples": clip})
 
 
+@checked_inputs
 class VideoCrafterTiledRedenoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -249,6 +257,7 @@ class VideoCrafterTiledRedenoise(io.ComfyNode):
         return io.NodeOutput({"samples": samples})
 
 
+@checked_inputs
 class VideoCrafterTemporalVAEDecode(io.ComfyNode):
     @classmethod
     def define_schema(cls):

@@ -113,3 +113,47 @@ def test_prediction_in_comfy_context_frames_order_and_memory(tiny_vc2):
         assert mask[:2].abs().max() == 0 and (mask[2:] == 1).all()
         assert (out[:2] - clip[end - 2:end]).abs().max() <= 1e-6, "held context frames come out unchanged"
         assert torch.equal(clip[end:end + 4], out[2:].to(clip)), "the new frames follow in order"
+
+
+def test_prediction_with_the_i2v_model_starts_from_the_image(comfy_path, tmp_path_factory):
+    """I2V: the image conditions every segment (through the guider), and its VAE latent is the held first frame."""
+    import comfy.samplers
+    from safetensors.torch import save_file
+
+    from videocrafter_suite.bridge.checkpoint import load_videocrafter_checkpoint
+    from videocrafter_suite.bridge.videoldm import extend_by_prediction
+    from videocrafter_suite.devkit.tiny_checkpoint import make_tiny_state_dict, tiny_spec
+    from videocrafter_suite.nodes.image_to_video import VideoCrafterImageConditioning
+
+    path = tmp_path_factory.mktemp("i2v") / "tiny_i2v.safetensors"
+    save_file(make_tiny_state_dict(tiny_spec("vc1_i2v_512", seed=3)), str(path))
+    loaded = load_videocrafter_checkpoint(str(path))
+    image = torch.rand(1, 32, 32, 3, generator=torch.Generator().manual_seed(0))
+    text = [[torch.zeros(1, 77, 64), {}]]
+    positive, negative = VideoCrafterImageConditioning.execute(loaded.model, loaded.clip_vision, image, text, text,
+                                                               8, 1.0).args
+    guider = comfy.samplers.CFGGuider(loaded.model)
+    guider.set_conds(positive, negative)
+    guider.set_cfg(3.0)
+    sampler, sigmas = sampler_and_sigmas(loaded.model, "euler", 1, 1.0)
+    with torch.inference_mode():
+        start = loaded.vae.encode(image)
+        clip = extend_by_prediction(guider, sampler, sigmas, SeededNoise(2), start, 2, 3, 1, "hold")
+    assert clip.shape == (5, 4, 4, 4) and torch.equal(clip[:1], start)
+    assert (clip[1:].abs().amax(dim=(1, 2, 3)) > 0).all()
+
+
+def test_tiled_redenoise_with_the_tiny_unet(tiny_vc2):
+    """One tile covering the clip is exactly SamplerCustomAdvanced; several tiles run and keep the clip's shape."""
+    from videocrafter_suite.bridge.videoldm import tiled_redenoise
+
+    model = tiny_vc2[0]
+    sampler, sigmas = sampler_and_sigmas(model, "euler", 1, 0.5)
+    clip = torch.randn(3, 4, 6, 8, generator=torch.Generator().manual_seed(6))
+    with torch.inference_mode():
+        one_tile = tiled_redenoise(guider_for(tiny_vc2), sampler, sigmas, SeededNoise(8), {"samples": clip}, 6, 8, 2)
+        direct = guider_for(tiny_vc2).sample(SeededNoise(8).generate_noise({"samples": clip}), clip, sampler, sigmas,
+                                             disable_pbar=True, seed=8)
+        tiled = tiled_redenoise(guider_for(tiny_vc2), sampler, sigmas, SeededNoise(8), {"samples": clip}, 4, 4, 2)
+    assert torch.equal(one_tile, direct)
+    assert tiled.shape == clip.shape and torch.isfinite(tiled).all() and not torch.equal(tiled, direct)
