@@ -162,7 +162,12 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
 
     unet_extra_config = {}
     latent_format = VideoLatentFormat  # SD15, batch-as-frames: previews show the whole clip (bridge/preview.py)
-    memory_usage_factor = 2.0
+    # ComfyUI's estimate of one UNet call: area·dtype_size·0.01·factor MiB with flash/xformers attention (CUDA),
+    # area·0.15·factor MiB otherwise, area = latent batch·h·w. Measured fp32 activation peaks of our UNet
+    # (benchmarks/unet_memory_factor.py, docs/performance.md): VC2-512 width 0.118 MiB per latent element at
+    # 4×16×16 (the worst case: per-frame text K/V dominate tiny frames), less on larger latents. 3.0 makes both
+    # formulas upper bounds at every measured size (GPU: 0.04·3 = 0.12 ≥ 0.118; CPU: 0.45).
+    memory_usage_factor = 3.0
     supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
     text_encoder_key_prefix = ["cond_stage_model."]
     vae_key_prefix = ["first_stage_model."]
