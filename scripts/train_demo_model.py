@@ -353,7 +353,22 @@ def train_unet(args, work: Path, pool: dict):
                          "recent_losses": meter.values[-200:]}, path)
     recent = meter.values[-200:] or load_if_any(path)["recent_losses"]
     log(f"UNet: final loss (mean of the last {len(recent)} steps) {sum(recent) / len(recent):.4f}")
-    return ema, comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+    text_state = comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+    used = sorted({token for tokens in token_table.values() for token in tokens})
+    return ema, blank_unused_tokens(text_state, used)
+
+
+def blank_unused_tokens(text_state: dict, used: list[int]) -> dict:
+    """Zero the token-embedding rows no training caption uses (they were never trained: random init).
+
+    The table keeps OpenCLIP's full 49408 rows, as the loader expects; zero rows make any other word a
+    blank token and let git store the file compressed (most of the table is those rows).
+    """
+    key = next(k for k in text_state if k.endswith("token_embedding.weight"))
+    table = torch.zeros_like(text_state[key])
+    table[used] = text_state[key][used]
+    log(f"text tower: {len(used)} token rows trained and kept, {table.shape[0] - len(used)} blanked")
+    return {**text_state, key: table}
 
 
 # --- stage 4: export ------------------------------------------------------------------------------------------
