@@ -22,7 +22,7 @@ from videocrafter_suite.devkit.shapes_dataset import ClipSpec, parse_caption
 
 # Trained captions: every direction, mixing colours, shapes and backgrounds (none of them held back).
 TRAINED = ("a red circle moving right on a grey background", "a blue square moving left on a black background",
-           "a green triangle moving up on a checkered background", "a yellow circle moving down on a grey background")
+           "a green triangle moving up on a checkered background", "a yellow square moving down on a grey background")
 # Held back: these colour/shape/motion combinations never appear in training (shapes_dataset.HELD_BACK).
 HELD_BACK = ("a red triangle moving right on a grey background", "a blue circle moving left on a checkered background",
              "a green square moving up on a black background", "a yellow circle moving down on a black background")
