@@ -407,7 +407,7 @@ def main(argv=None) -> int:
     parser.add_argument("--kl-weight", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=306, help="training clips encoded once (1.5 per caption)")
     parser.add_argument("--unet-steps", type=int, default=700)
-    parser.add_argument("--extra-steps", type=int, default=0,
+    parser.add_argument("--extra-steps", type=int, default=500,
                         help="steps after --unet-steps at a constant lr (unet-lr x extra-lr-factor)")
     parser.add_argument("--extra-lr-factor", type=float, default=0.3)
     parser.add_argument("--batch", type=int, default=4)
