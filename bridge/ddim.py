@@ -84,7 +84,26 @@ def sample_videocrafter_ddim(model, x, sigmas, extra_args=None, callback=None, d
         if callback is not None:
             callback({"x": y, "i": i, "sigma": sigma, "sigma_hat": sigma, "denoised": denoised})
     end = previous[-1]
-    return x_t if end is None else x_t / factor(end)
+    result = x_t if end is None else x_t / factor(end)
+    if end is None or end == 0:  # the clean end (a RePaint stretch may stop higher up the ladder)
+        result = _hold_kept_frames(model, extra_args, result, None if end is None else factor(end))
+    return result
+
+
+def _hold_kept_frames(model, extra_args, result, end_factor):
+    """Frames a ``noise_mask`` keeps (0 = keep) end exactly as given (keyframes, context frames).
+
+    Core samplers end at σ = 0, where ``KSamplerX0Inpaint`` has already replaced them. This ladder
+    ends at t = 0 (``ᾱ_0`` < 1) in the model's ``x_t`` space, where the kept frames would carry the
+    last step's residual noise; written as ``latent / factor`` they come out of core's
+    ``inverse_noise_scaling`` (× factor) equal to the input latent.
+    """
+    mask = extra_args.get("denoise_mask")
+    latent = getattr(model, "latent_image", None)
+    if mask is None or latent is None:
+        return result
+    kept = latent if end_factor is None else latent / end_factor
+    return result * mask + kept.to(result) * (1.0 - mask)
 
 
 class VideoCrafterDDIM(comfy.samplers.KSAMPLER):

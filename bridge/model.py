@@ -18,7 +18,6 @@ from __future__ import annotations
 import logging
 
 import comfy.conds
-import comfy.latent_formats
 import comfy.model_base
 import comfy.model_sampling
 import comfy.ops
@@ -32,6 +31,9 @@ from ..models.image.resampler import Resampler, ResamplerConfig, detect_resample
 from ..models.sampling.schedule import VideoCrafterSchedule
 from ..models.unet.unet3d import DEFAULT_FPS, UNet3DConfig, VideoCrafterUNet
 from . import vocabulary as V
+from .model_checks import check_sampling_call
+from .preview import VideoLatentFormat
+from .structure import structure_concat
 
 #: Conditions core may add for other consumers (ControlNet's own text context): accepted, not used by the UNet.
 _CORE_CONDS_FOR_OTHERS = frozenset({"crossattn_controlnet"})
@@ -42,6 +44,8 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
 
     ``BaseModel`` builds ``unet_model(**unet_config, device=..., operations=...)`` and calls
     ``diffusion_model(x, t, context=..., control=..., transformer_options=..., **extra_conds)``.
+    ``control`` (core ControlNet / T2I-Adapter residuals; experimental for these UNets, docs/depth_estimation.md)
+    goes to the UNet's ``residuals``.
     """
 
     def __init__(self, *, videocrafter_config: UNet3DConfig, dtype=None, device=None, operations=None, **unused):
@@ -62,11 +66,14 @@ class ComfyVideoCrafterUNet(VideoCrafterUNet):
             raise ValueError(f"latent batch {x.shape[0]} is not a whole number of {frames}-frame videos")
         if transformer_options and transformer_options.get(V.TEMPORAL_OFF, False):
             temporal_enabled = False
+        # FreeNoise window fusion (bridge/longvideo.py): an override for every temporal self-attention.
+        temporal_attention = (transformer_options or {}).get(V.TEMPORAL_ATTENTION)
         return super().forward(x, timesteps, context=context, fps=DEFAULT_FPS if fps is None else fps,
                                num_frames=frames, image_context=image_context, image_scale=image_scale,
                                temporal_enabled=temporal_enabled, style_context=style_context,
                                style_scales=style_scales, style_weight=style_weight,
-                               style_scaled_logits=style_scaled_logits)
+                               style_scaled_logits=style_scaled_logits, temporal_attention=temporal_attention,
+                               residuals=control)
 
 
 class VideoCrafterModelSampling(comfy.model_sampling.ModelSamplingDiscrete, comfy.model_sampling.EPS):
@@ -124,6 +131,7 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
 
     def extra_conds(self, **kwargs):
         """CONDITIONING keys (``bridge/vocabulary.py``) → UNet inputs; per-frame counts from the latent."""
+        check_sampling_call(self, kwargs)  # what this model can take, before the first step (bridge/model_checks.py)
         out = super().extra_conds(**kwargs)
         noise = kwargs.get("noise")
         out[V.NUM_VIDEO_FRAMES] = comfy.conds.CONDConstant(int(noise.shape[0]))
@@ -133,6 +141,9 @@ class VideoCrafterModel(comfy.model_base.BaseModel):
         image_context = kwargs.get(V.IMAGE_CONTEXT, None)
         if image_context is not None:
             out[V.UNET_INPUT_OF[V.IMAGE_CONTEXT]] = comfy.conds.CONDRegular(image_context)
+        structure = structure_concat(self.model_config.unet_config_object, kwargs.get(V.STRUCTURE_DEPTH, None), noise)
+        if structure is not None:  # Make-Your-Video depth channel (bridge/structure.py)
+            out[V.CONCAT_INPUT] = structure
         style_context = kwargs.get(V.STYLE_CONTEXT, None)
         if style_context is not None:  # StyleCrafter (bridge/style.py)
             out[V.UNET_INPUT_OF[V.STYLE_CONTEXT]] = comfy.conds.CONDRegular(style_context)
@@ -150,7 +161,7 @@ class VideoCrafterConfig(comfy.supported_models_base.BASE):
     the pack's loader detects the variant itself, from keys and shapes)."""
 
     unet_extra_config = {}
-    latent_format = comfy.latent_formats.SD15
+    latent_format = VideoLatentFormat  # SD15, batch-as-frames: previews show the whole clip (bridge/preview.py)
     memory_usage_factor = 2.0
     supported_inference_dtypes = [torch.float16, torch.bfloat16, torch.float32]
     text_encoder_key_prefix = ["cond_stage_model."]

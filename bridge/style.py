@@ -43,6 +43,9 @@ from .clip_vision import run_vision_tower, vision_width
 FOLDER = "stylecrafter"  # ComfyUI/models/stylecrafter: adapter_v1.pth, temporal_v1_1.pth
 ADAPTER_ATTACHMENT = V.STYLE_ADAPTER_ATTACHMENT
 BASE_VARIANT = "vc1_t2v_512"
+#: Bases whose spatial cross-attention layers equal VC1-512's, so the adapter attaches, but which no released
+#: adapter was trained with (Gen-1's "content from an example image" on Make-Your-Video; docs/structure.md).
+EXPERIMENTAL_BASES = {"myv_depth_256": "Make-Your-Video's spatial layers descend from VideoCrafter1 512"}
 UNET_OBJECT = "diffusion_model."
 
 
@@ -68,6 +71,10 @@ def _unet_shapes(model) -> dict:
 def _check_base(model) -> None:
     name = _base_variant(model)
     if name == BASE_VARIANT:
+        return
+    if name in EXPERIMENTAL_BASES:
+        logging.warning("StyleCrafter on %s is experimental: %s, but the adapter was trained with VideoCrafter1 T2V "
+                        "512 only.", name, EXPERIMENTAL_BASES[name])
         return
     what = "not a VideoCrafter MODEL" if name is None else f"a {model.model.model_config.variant.description} model"
     raise StyleCrafterError(
@@ -122,6 +129,11 @@ def apply_stylecrafter(model, adapter_state: dict, temporal_state: dict | None =
     not the released 8 (the checkpoint cannot tell; only test fixtures differ).
     """
     _check_base(model)
+    if temporal_state is not None and _base_variant(model) in EXPERIMENTAL_BASES:
+        raise StyleCrafterError(
+            "temporal_name: StyleCrafter's temporal file replaces VideoCrafter1 512's temporal layers; this base "
+            f"({model.model.model_config.variant.description}) has its own temporal layers (causal, trained with "
+            "its conditioning), so only the style adapter can be applied here. Set temporal_name to none.")
     adapter = load_adapter(model, adapter_state, style_heads=style_heads, scale_heads=scale_heads)
     patched = model.clone()
     operations = comfy.ops.manual_cast  # float32 weights, cast to the UNet's compute dtype at use

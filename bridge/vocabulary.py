@@ -17,6 +17,8 @@ STYLE_SCALES = "videocrafter_style_scales"  # StyleCrafter: per-layer factors (s
 STYLE_WEIGHT = "videocrafter_style_weight"  # StyleCrafter: global style weight (--style_weight)
 STYLE_SCALED_LOGITS = "videocrafter_style_scaled_logits"  # StyleCrafter: xformers-path (scaled) style logits
 
+STRUCTURE_DEPTH = "videocrafter_structure_depth"  # Make-Your-Video: depth channel [T, 1, h, w] in [-1, 1]
+
 STYLE_KEYS = (STYLE_CONTEXT, STYLE_SCALES, STYLE_WEIGHT, STYLE_SCALED_LOGITS)
 #: Keys that carry the "second condition" of the multi-condition guider (style, or the I2V image).
 CONDITION_KEYS = (*STYLE_KEYS, IMAGE_CONTEXT)
@@ -34,9 +36,13 @@ UNET_INPUT_OF = {
 
 # --- model condition names added by the model itself --------------------------------------------------------
 NUM_VIDEO_FRAMES = "num_video_frames"  # frames per video of the batch-as-frames latent (core SVD's name)
+#: Core's name for channels concatenated to the model input (``BaseModel._apply_model``); STRUCTURE_DEPTH goes there.
+CONCAT_INPUT = "c_concat"
 
 # --- transformer_options keys (per sampling call, read inside the UNet) -------------------------------------
 TEMPORAL_OFF = "videocrafter_temporal_off"  # True: skip every temporal layer (temporal guidance, image mode)
+#: FreeNoise (bridge/longvideo.py): override ``(layer, x, mask) -> out | None`` of every temporal self-attention.
+TEMPORAL_ATTENTION = "videocrafter_temporal_attention"
 
 # --- ModelPatcher attachments -------------------------------------------------------------------------------
 STYLE_ADAPTER_ATTACHMENT = "videocrafter_style_adapter"  # StyleCrafter StyleTransformer + ScaleEncoder

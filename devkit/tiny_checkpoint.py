@@ -57,14 +57,19 @@ def tiny_unet_config(spec: TinySpec) -> UNet3DConfig:
         "vc1_t2v_1024": dict(temporal_conv=False, use_relative_position=True, fps_cond=True),
         "vc1_t2v_512": dict(temporal_conv=False, use_relative_position=True, fps_cond=False),
         "vc1_i2v_512": dict(temporal_conv=True, use_relative_position=False, fps_cond=True, use_image_attention=True),
+        # Make-Your-Video configs/inference_256_v1.0.yaml: depth as a 5th input channel, no init_attn, no fps.
+        "myv_depth_256": dict(in_channels=5, temporal_conv=True, tempspatial_aware=True, use_relative_position=True,
+                              use_causal_attention=True, causal_block_size=1, fps_cond=False,
+                              addition_attention=False),
     }[spec.variant]
-    return UNet3DConfig(in_channels=4, out_channels=4, model_channels=spec.model_channels,
-                        attention_resolutions=tuple(2 ** i for i in range(len(spec.channel_mult))),
-                        num_res_blocks=1, channel_mult=tuple(spec.channel_mult),
-                        num_head_channels=spec.num_head_channels, transformer_depth=1,
-                        context_dim=spec.text_width, use_linear=True, temporal_attention=True,
-                        temporal_selfatt_only=True, use_causal_attention=False,
-                        temporal_length=spec.temporal_length, addition_attention=True, **switches)
+    common = dict(in_channels=4, out_channels=4, model_channels=spec.model_channels,
+                  attention_resolutions=tuple(2 ** i for i in range(len(spec.channel_mult))),
+                  num_res_blocks=1, channel_mult=tuple(spec.channel_mult),
+                  num_head_channels=spec.num_head_channels, transformer_depth=1,
+                  context_dim=spec.text_width, use_linear=True, temporal_attention=True,
+                  temporal_selfatt_only=True, use_causal_attention=False,
+                  temporal_length=spec.temporal_length, addition_attention=True)
+    return UNet3DConfig(**{**common, **switches})
 
 
 def _randomise_module(module: torch.nn.Module, generator: torch.Generator) -> None:

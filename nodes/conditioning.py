@@ -6,8 +6,10 @@ import node_helpers
 from ..bridge import vocabulary as V
 from ..bridge.api import io
 from .common import CATEGORY
+from .validation import checked_inputs
 
 
+@checked_inputs
 class VideoCrafterVideoConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):

@@ -10,6 +10,7 @@ from ..bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
 from ..bridge.guiders import MultiConditionGuider, TemporalCFGGuider, has_condition
 from ..models.sampling.guidance import DEFAULT_STYLE_SCALE, DEFAULT_TEXT_SCALE
 from .common import CATEGORY, InputError
+from .validation import checked_inputs
 
 TEMPORAL_TOOLTIP = ("Temporal-consistency guidance ω_t (Gen-1): adds ω_t·(prediction − prediction with every temporal "
                     "layer switched off), one extra model pass per step. 0 = off (exactly the plain result). The "
@@ -37,6 +38,7 @@ def multi_condition_guider(model, positive, negative, text_scale, condition_scal
     return guider
 
 
+@checked_inputs
 class VideoCrafterMultiConditionGuider(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -62,6 +64,7 @@ class VideoCrafterMultiConditionGuider(io.ComfyNode):
                                                     temporal_scale))
 
 
+@checked_inputs
 class VideoCrafterTemporalGuider(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -91,6 +94,7 @@ class VideoCrafterTemporalGuider(io.ComfyNode):
         return io.NodeOutput(guider)
 
 
+@checked_inputs
 class StyleCrafterSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):

@@ -9,8 +9,10 @@ from ..bridge.image_conditioning import (encode_image_context,
                                          unconditional_image_context)
 from ..models.image.preprocess import comfy_image_to_signed
 from .common import CATEGORY, InputError
+from .validation import checked_inputs
 
 
+@checked_inputs
 class VideoCrafterImageConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):

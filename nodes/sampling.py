@@ -4,8 +4,10 @@ from __future__ import annotations
 from ..bridge.api import io
 from ..bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
 from .common import CATEGORY
+from .validation import checked_inputs
 
 
+@checked_inputs
 class VideoCrafterDDIMSampler(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -28,6 +30,7 @@ class VideoCrafterDDIMSampler(io.ComfyNode):
         return io.NodeOutput(VideoCrafterDDIM(eta=float(eta)))
 
 
+@checked_inputs
 class VideoCrafterDDIMSigmas(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -53,6 +56,7 @@ class VideoCrafterDDIMSigmas(io.ComfyNode):
         return io.NodeOutput(ddim_sigmas(model.get_model_object("model_sampling"), steps, denoise))
 
 
+@checked_inputs
 class VideoCrafterNoise(io.ComfyNode):
     @classmethod
     def define_schema(cls):

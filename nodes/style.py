@@ -10,6 +10,7 @@ from ..bridge.style import (FOLDER,
                             apply_stylecrafter, encode_style_tokens, read_weights, register_folder,
                             style_scale_factors)
 from .common import CATEGORY, InputError
+from .validation import checked_inputs
 
 register_folder()
 NO_TEMPORAL = "none"
@@ -17,6 +18,7 @@ MODES = ["video", "image"]
 ATTENTION = ["scaled (xformers path, released results)", "unscaled (original pure-PyTorch path)"]
 
 
+@checked_inputs
 class StyleCrafterLoader(io.ComfyNode):
     @classmethod
     def define_schema(cls):
@@ -53,6 +55,7 @@ class StyleCrafterLoader(io.ComfyNode):
         return io.NodeOutput(apply_stylecrafter(model, adapter, temporal, image_mode=mode == "image"))
 
 
+@checked_inputs
 class StyleCrafterStyleConditioning(io.ComfyNode):
     @classmethod
     def define_schema(cls):

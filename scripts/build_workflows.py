@@ -209,6 +209,253 @@ GRAPHS = {
                                                        multi_reference=True),
 }
 
+# --- long video (FreeNoise, FIFO-Diffusion, context windows): scripts/workflows_longvideo.py -------------------
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from workflows_longvideo import longvideo_graphs  # noqa: E402
+
+GRAPHS.update(longvideo_graphs(Node, LOADER_OUTPUTS, NEGATIVE_PROMPT))
+
+
+# ----------------------------------------------------------------------------------------------------------------
+# VideoLDM blocks (docs/videoldm.md): keyframe interpolation, long video by prediction, temporal upscaling,
+# temporal VAE decode. Each starts from the VC2 T2V graph's first ten nodes (loader … SamplerCustomAdvanced).
+VIDEOLDM_CKPT = "videocrafter2_t2v_512.safetensors"
+SVD_TEMPORAL_VAE = "svd_temporal_decoder_vae.safetensors"
+
+
+def _videoldm_head(prompt: str, fps: int, frames: int) -> list[Node]:
+    nodes = _t2v_graph(VIDEOLDM_CKPT, 512, 320, prompt, fps, "")[:10]
+    nodes[8].widgets = [("width", 512), ("height", 320), ("frames", frames)]
+    return nodes
+
+
+def _video_tail(first_id: int, images: tuple, fps: float, prefix: str, x: int) -> list[Node]:
+    return [Node(first_id, "CreateVideo", "Frames to video", (x, 200), [("fps", fps)],
+                 {"images": images}, [("VIDEO", "VIDEO")]),
+            Node(first_id + 1, "SaveVideo", "Save video", (x + 340, 200),
+                 [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")],
+                 {"video": (first_id, 0, "VIDEO")})]
+
+
+def _interpolation_nodes(first_id: int, keyframes: tuple, factor: int, x: int) -> list[Node]:
+    """Keyframes → ×factor latent with noise_mask, fps ×factor, RePaint around the DDIM, windowed sampling."""
+    i = first_id
+    return [
+        Node(i, "VideoCrafterKeyframeInterpolation", f"Keyframes ×{factor} (VideoLDM §3.3)", (x, 40),
+             [("factor", factor), ("init", "linear")], {"keyframes": keyframes}, [("LATENT", "LATENT")]),
+        Node(i + 1, "VideoCrafterFrameRateScale", f"fps ×{factor}", (x, 260), [("factor", factor)],
+             {"positive": (4, 0, "CONDITIONING"), "negative": (4, 1, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(i + 2, "CFGGuider", "CFG 12 at the new frame rate", (x + 340, 260), [("cfg", 12.0)],
+             {"model": (1, 0, "MODEL"), "positive": (i + 1, 0, "CONDITIONING"),
+              "negative": (i + 1, 1, "CONDITIONING")}, [("GUIDER", "GUIDER")]),
+        Node(i + 3, "VideoCrafterRePaintSampler", "RePaint (j 2, r 2) around DDIM", (x + 340, 440),
+             [("jump", 2), ("resample", 2)], {"sampler": (7, 0, "SAMPLER")}, [("SAMPLER", "SAMPLER")]),
+        Node(i + 4, "VideoCrafterKeyframeSampler", "Fill in between (16-frame windows)", (x + 680, 200),
+             [("window_frames", 16)],
+             {"noise": (6, 0, "NOISE"), "guider": (i + 2, 0, "GUIDER"), "sampler": (i + 3, 0, "SAMPLER"),
+              "sigmas": (8, 0, "SIGMAS"), "latent_image": (i, 0, "LATENT")}, [("LATENT", "LATENT")]),
+    ]
+
+
+def _videoldm_interpolation_graph() -> list[Node]:
+    """4 keyframes at fps 7 → ×4 = 16 frames at fps 28."""
+    nodes = _videoldm_head("A hot air balloon rising over a valley at dawn", 7, 4)
+    nodes += _interpolation_nodes(11, (10, 0, "LATENT"), 4, 1860)
+    nodes.append(Node(16, "VAEDecode", "Decode frames", (2900, 200), [],
+                      {"samples": (15, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]))
+    return nodes + _video_tail(17, (16, 0, "IMAGE"), 28.0, "videocrafter/videoldm_interpolation", 3240)
+
+
+def _videoldm_prediction_graph() -> list[Node]:
+    """16 frames, then 4 segments of 16 frames each predicted from the last 4: 16 + 4·12 = 64 frames."""
+    nodes = _videoldm_head("A red kite flying over the sea, steady camera", 28, 16)
+    nodes += [
+        Node(11, "VideoCrafterExtendByPrediction", "Extend by prediction (VideoLDM §3.2)", (1860, 200),
+             [("segments", 4), ("segment_frames", 16), ("context_frames", 4), ("blend", "hold")],
+             {"noise": (6, 0, "NOISE"), "guider": (5, 0, "GUIDER"), "sampler": (7, 0, "SAMPLER"),
+              "sigmas": (8, 0, "SIGMAS"), "latent_image": (10, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(12, "VAEDecode", "Decode frames", (2200, 200), [],
+             {"samples": (11, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(13, (12, 0, "IMAGE"), 10.0, "videocrafter/videoldm_long_video", 2540)
+
+
+def _videoldm_upscale_graph() -> list[Node]:
+    """16 frames at fps 7 → fps ×4 (64 frames, fps 28) → spatial ×2, re-denoised in tiles (denoise 0.5)."""
+    nodes = _videoldm_head("Waves breaking on a rocky shore, aerial view", 7, 16)
+    nodes += _interpolation_nodes(11, (10, 0, "LATENT"), 4, 1860)
+    nodes += [
+        Node(16, "LatentUpscaleBy", "Spatial ×2", (2900, 40), [("upscale_method", "bilinear"), ("scale_by", 2.0)],
+             {"samples": (15, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(17, "VideoCrafterDDIMSigmas", "DDIM 50 steps, denoise 0.5", (2900, 260),
+             [("steps", 50), ("denoise", 0.5)], {"model": (1, 0, "MODEL")}, [("SIGMAS", "SIGMAS")]),
+        Node(18, "VideoCrafterTiledRedenoise", "Re-denoise in tiles (patch-wise upsampler)", (3240, 200),
+             [("tile_width", 512), ("tile_height", 320), ("overlap", 64)],
+             {"noise": (6, 0, "NOISE"), "guider": (13, 0, "GUIDER"), "sampler": (7, 0, "SAMPLER"),
+              "sigmas": (17, 0, "SIGMAS"), "latent_image": (16, 0, "LATENT")}, [("LATENT", "LATENT")]),
+        Node(19, "VAEDecode", "Decode frames", (3580, 200), [],
+             {"samples": (18, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(20, (19, 0, "IMAGE"), 28.0, "videocrafter/videoldm_temporal_upscale", 3920)
+
+
+def _videoldm_temporal_vae_graph() -> list[Node]:
+    """VC2 T2V 16 frames decoded as one clip by the Stable Video Diffusion temporal decoder (VideoLDM §3.1.1)."""
+    nodes = _videoldm_head("A hummingbird hovering at a flower, slow motion", 28, 16)
+    nodes += [
+        Node(11, "VAELoader", "SVD temporal-decoder VAE (SGM layout)", (1520, 520), [("vae_name", SVD_TEMPORAL_VAE)],
+             outputs=[("VAE", "VAE")]),
+        Node(12, "VideoCrafterTemporalVAEDecode", "Decode as one clip (temporal decoder)", (1860, 200),
+             [("frames_per_clip", 0), ("chunk_frames", 0), ("chunk_overlap", 4)],
+             {"samples": (10, 0, "LATENT"), "vae": (11, 0, "VAE")}, [("IMAGE", "IMAGE")])]
+    return nodes + _video_tail(13, (12, 0, "IMAGE"), 10.0, "videocrafter/videoldm_temporal_vae", 2200)
+
+
+GRAPHS.update({
+    "videoldm_keyframe_interpolation": _videoldm_interpolation_graph(),
+    "videoldm_long_video_prediction": _videoldm_prediction_graph(),
+    "videoldm_temporal_upscale": _videoldm_upscale_graph(),
+    "videoldm_temporal_vae_decode": _videoldm_temporal_vae_graph(),
+})
+# ------------------------------------------------------------------------------------------ end of VideoLDM block
+
+
+# ---------------------------------------------------------------------------------------------------------------
+# Structure-guided video (Make-Your-Video, Gen-1's structure input): docs/structure.md
+MYV_CKPT = "makeyourvideo_256.safetensors"
+MYV_DEPTH_MODEL = "dpt_hybrid-midas-501f0c75.pt"
+
+
+def _myv_graph(clip: str, prompt: str, prefix: str, *, latent_init: bool) -> list[Node]:
+    """Make-Your-Video video re-rendering as scripts/run.sh: 16 frames every 2nd, 256x256, MiDaS DPT-Hybrid depth
+    (384x384 model grid, then resized to the latent size as the original), the same depth on positive and negative,
+    cfg 7.5, DDIM 50 steps, eta 1.0, seed 123, saved at 8 fps. ``latent_init``: start from the VAE-encoded clip
+    at denoise 0.7 instead of pure noise (closer to the source; not in the original)."""
+    nodes = [
+        Node(1, "VideoCrafterCheckpointLoader", "Load Make-Your-Video (model.ckpt as safetensors)", (40, 40),
+             [("ckpt_name", MYV_CKPT)], outputs=LOADER_OUTPUTS),
+        Node(2, "LoadVideo", "Your clip", (40, 420), [("file", clip)], outputs=[("VIDEO", "VIDEO")],
+             ui_only_widgets=("image",)),
+        Node(3, "GetVideoComponents", "Clip frames", (360, 420), [], {"video": (2, 0, "VIDEO")},
+             [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
+        Node(4, "VideoCrafterSampleClip", "16 frames, stride 2, 256x256 (as the original)", (680, 420),
+             [("frames", 16), ("frame_stride", 2), ("width", 256), ("height", 256), ("resize", "squash (original)")],
+             {"images": (3, 0, "IMAGE")}, [("frames", "IMAGE")]),
+        Node(5, "VideoCrafterDepthModelLoader", "MiDaS DPT-Hybrid (Make-Your-Video's estimator)", (680, 640),
+             [("model_name", MYV_DEPTH_MODEL)], outputs=[("depth_model", "DEPTH_MODEL")]),
+        Node(6, "VideoCrafterDepthEstimator", "Depth of every frame", (1020, 520),
+             [("batch_size", 4), ("resolution", 384), ("output_size", "model grid")],
+             {"depth_model": (5, 0, "DEPTH_MODEL"), "images": (4, 0, "IMAGE")}, [("depth", "IMAGE")]),
+        Node(7, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(8, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 220),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+    ]
+    if latent_init:
+        nodes.append(Node(9, "VAEEncode", "Encode the clip (latent init)", (1020, 760), [],
+                          {"pixels": (4, 0, "IMAGE"), "vae": (1, 2, "VAE")}, [("LATENT", "LATENT")]))
+    else:
+        nodes.append(Node(9, "VideoCrafterEmptyVideoLatent", "Video latent 256x256x16", (1020, 760),
+                          [("width", 256), ("height", 256), ("frames", 16)], outputs=[("LATENT", "LATENT")]))
+    nodes += [
+        Node(10, "VideoCrafterStructureConditioning", "Depth structure on positive AND negative", (1360, 300),
+             [("structure_blur", 0), ("clip_normalise", False)],
+             {"model": (1, 0, "MODEL"), "positive": (7, 0, "CONDITIONING"), "negative": (8, 0, "CONDITIONING"),
+              "depth": (6, 0, "IMAGE"), "latent": (9, 0, "LATENT")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(11, "CFGGuider", "CFG 7.5 (original default)", (1720, 40), [("cfg", 7.5)],
+             {"model": (1, 0, "MODEL"), "positive": (10, 0, "CONDITIONING"), "negative": (10, 1, "CONDITIONING")},
+             [("GUIDER", "GUIDER")]),
+        Node(12, "VideoCrafterNoise", "Noise (original seed order)", (1720, 200), [("noise_seed", 123)],
+             outputs=[("NOISE", "NOISE")], seed_control="fixed"),
+        Node(13, "VideoCrafterDDIMSampler", "DDIM (eta 1.0)", (1720, 330), [("eta", 1.0)],
+             outputs=[("SAMPLER", "SAMPLER")]),
+        Node(14, "VideoCrafterDDIMSigmas", "DDIM 50 steps" + (", denoise 0.7" if latent_init else ""), (1720, 440),
+             [("steps", 50), ("denoise", 0.7 if latent_init else 1.0)], {"model": (1, 0, "MODEL")},
+             [("SIGMAS", "SIGMAS")]),
+        Node(15, "SamplerCustomAdvanced", "Sample", (2080, 200), [],
+             {"noise": (12, 0, "NOISE"), "guider": (11, 0, "GUIDER"), "sampler": (13, 0, "SAMPLER"),
+              "sigmas": (14, 0, "SIGMAS"), "latent_image": (9, 0, "LATENT")},
+             [("output", "LATENT"), ("denoised_output", "LATENT")]),
+        Node(16, "VAEDecode", "Decode frames", (2420, 200), [],
+             {"samples": (15, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(17, "CreateVideo", "Frames to video (8 fps, as the original saves)", (2760, 200), [("fps", 8.0)],
+             {"images": (16, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(18, "SaveVideo", "Save video", (3100, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (17, 0, "VIDEO")}),
+    ]
+    return nodes
+
+
+STRUCTURE_GRAPHS = {
+    "makeyourvideo_depth_v2v": _myv_graph("input_clip.mp4", "a tiger walking in the snow, high quality",
+                                          "videocrafter/makeyourvideo", latent_init=False),
+    "makeyourvideo_depth_v2v_latent_init": _myv_graph("input_clip.mp4", "a tiger walking in the snow, high quality",
+                                                      "videocrafter/makeyourvideo_init", latent_init=True),
+}
+GRAPHS.update(STRUCTURE_GRAPHS)
+
+
+# --- depth structure: depth ControlNet with VideoCrafter2 (experimental; docs/depth_estimation.md) ----------------
+
+
+def _depth_controlnet_graph(ckpt: str, clip: str, depth_model: str, control_net: str, prompt: str,
+                            prefix: str) -> list[Node]:
+    """A user's clip → 16 frames at 512x320 → MiDaS depth video → core ControlNet on VC2's conditioning → KSampler.
+
+    Experimental: SD2.1 depth ControlNets fit VideoCrafter2's UNet shape for shape (same widths, 1024-wide
+    OpenCLIP-H text) but were not trained on it; frame i of the depth video guides latent frame i."""
+    return [
+        Node(1, "VideoCrafterCheckpointLoader", "Load VideoCrafter2", (40, 120), [("ckpt_name", ckpt)],
+             outputs=LOADER_OUTPUTS),
+        Node(2, "LoadVideo", "Your clip", (40, 520), [("file", clip)], outputs=[("VIDEO", "VIDEO")],
+             ui_only_widgets=("image",)),
+        Node(3, "GetVideoComponents", "Frames", (360, 520), [], {"video": (2, 0, "VIDEO")},
+             [("images", "IMAGE"), ("audio", "AUDIO"), ("fps", "FLOAT")]),
+        Node(4, "ImageFromBatch", "First 16 frames", (680, 520), [("batch_index", 0), ("length", 16)],
+             {"image": (3, 0, "IMAGE")}, [("IMAGE", "IMAGE")]),
+        Node(5, "ImageScale", "Resize/crop to 512x320", (1000, 520),
+             [("upscale_method", "bicubic"), ("width", 512), ("height", 320), ("crop", "center")],
+             {"image": (4, 0, "IMAGE")}, [("IMAGE", "IMAGE")]),
+        Node(6, "VideoCrafterDepthModelLoader", "Load MiDaS DPT-Hybrid", (1000, 760), [("model_name", depth_model)],
+             outputs=[("depth_model", "DEPTH_MODEL")]),
+        Node(7, "VideoCrafterDepthEstimator", "Depth video (near = bright)", (1320, 600),
+             [("batch_size", 4), ("resolution", 384), ("output_size", "input size")],
+             {"depth_model": (6, 0, "DEPTH_MODEL"), "images": (5, 0, "IMAGE")}, [("depth", "IMAGE")]),
+        Node(8, "CLIPTextEncode", "Prompt", (420, 40), [("text", prompt)],
+             {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(9, "CLIPTextEncode", "Empty prompt (unconditional, as the original)", (420, 260),
+             [("text", NEGATIVE_PROMPT)], {"clip": (1, 1, "CLIP")}, [("CONDITIONING", "CONDITIONING")]),
+        Node(10, "VideoCrafterVideoConditioning", "fps conditioning", (820, 120), [("fps", 28)],
+             {"positive": (8, 0, "CONDITIONING"), "negative": (9, 0, "CONDITIONING")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(11, "ControlNetLoader", "SD2.1 depth ControlNet (experimental)", (1320, 820),
+             [("control_net_name", control_net)], outputs=[("CONTROL_NET", "CONTROL_NET")]),
+        Node(12, "ControlNetApplyAdvanced", "Apply depth per frame (experimental)", (1660, 160),
+             [("strength", 0.6), ("start_percent", 0.0), ("end_percent", 1.0)],
+             {"positive": (10, 0, "CONDITIONING"), "negative": (10, 1, "CONDITIONING"),
+              "control_net": (11, 0, "CONTROL_NET"), "image": (7, 0, "IMAGE")},
+             [("positive", "CONDITIONING"), ("negative", "CONDITIONING")]),
+        Node(13, "VideoCrafterEmptyVideoLatent", "Video latent (16 frames, 512x320)", (1660, 420),
+             [("width", 512), ("height", 320), ("frames", 16)], outputs=[("LATENT", "LATENT")]),
+        Node(14, "KSampler", "Sample (DDIM 50, cfg 12)", (2000, 200),
+             [("seed", 123), ("steps", 50), ("cfg", 12.0), ("sampler_name", "ddim"),
+              ("scheduler", "ddim_uniform"), ("denoise", 1.0)],
+             {"model": (1, 0, "MODEL"), "positive": (12, 0, "CONDITIONING"), "negative": (12, 1, "CONDITIONING"),
+              "latent_image": (13, 0, "LATENT")}, [("LATENT", "LATENT")], seed_control="fixed"),
+        Node(15, "VAEDecode", "Decode frames", (2340, 200), [],
+             {"samples": (14, 0, "LATENT"), "vae": (1, 2, "VAE")}, [("IMAGE", "IMAGE")]),
+        Node(16, "CreateVideo", "Frames to video", (2680, 200), [("fps", 10.0)],
+             {"images": (15, 0, "IMAGE")}, [("VIDEO", "VIDEO")]),
+        Node(17, "SaveVideo", "Save video", (3020, 200),
+             [("filename_prefix", prefix), ("format", "mp4"), ("codec", "h264")], {"video": (16, 0, "VIDEO")}),
+    ]
+
+
+GRAPHS["videocrafter2_depth_controlnet_experimental"] = _depth_controlnet_graph(
+    "videocrafter2_t2v_512.safetensors", "input_clip.mp4", "dpt_hybrid-midas-501f0c75.pt",
+    "controlnet_sd21_depth.safetensors", "A robot walking through a neon city at night, detailed",
+    "videocrafter/vc2_depth_controlnet")
+
 
 def to_api(nodes: list[Node]) -> dict:
     graph = {}

@@ -58,12 +58,24 @@ def cache_dir() -> Path:
     return Path(os.environ.get("VIDEOCRAFTER_SUITE_CACHE", Path.home() / ".cache" / "videocrafter-suite"))
 
 
+# Another host for the same tests (e.g. a newer ComfyUI from scripts/newer_host.py): both variables set
+# select it; the in-process tests, the session server and `start` then use it, and `install` leaves it alone.
+COMFY_DIR_ENV = "VIDEOCRAFTER_SUITE_COMFY_DIR"
+PYTHON_ENV = "VIDEOCRAFTER_SUITE_PYTHON"
+
+
+def selected_host() -> bool:
+    return bool(os.environ.get(COMFY_DIR_ENV))
+
+
 def venv_python() -> Path:
-    return cache_dir() / "venv" / "bin" / "python"
+    chosen = os.environ.get(PYTHON_ENV)
+    return Path(chosen) if chosen else cache_dir() / "venv" / "bin" / "python"
 
 
 def comfy_dir() -> Path:
-    return cache_dir() / "comfyui"
+    chosen = os.environ.get(COMFY_DIR_ENV)
+    return Path(chosen).expanduser() if chosen else cache_dir() / "comfyui"
 
 
 def base_dir() -> Path:
@@ -140,18 +152,23 @@ class HostError(RuntimeError):
     """The ComfyUI host could not be started or did not become ready (message says why)."""
 
 
-def prepare_base(base: Path | None = None) -> Path:
+def prepare_base(base: Path | None = None, link_name: str = PACK_LINK_NAME) -> Path:
     """Create a ComfyUI ``--base-directory`` with the pack linked in; return its path.
 
-    The link is named ``videocrafter-suite`` because ComfyUI serves the pack's JS under the
-    link's name (``/extensions/videocrafter-suite/...``), not the target's.
+    ComfyUI serves the pack's JS under the link's name (``/extensions/<link_name>/...``), not the
+    target's. The default is ``videocrafter-suite``; tests also install it under another name (a
+    zip download's ``videocrafter-suite-main``, a clone's ``ComfyUI-VideoCrafter``), as users do.
+    Links under other names in the same base are removed: one copy of the pack per server.
     """
     base = Path(base) if base is not None else base_dir()
     for sub in ("custom_nodes", "input", "output", "temp", "user"):
         (base / sub).mkdir(parents=True, exist_ok=True)
     for sub in MODEL_SUBDIRS:
         (base / "models" / sub).mkdir(parents=True, exist_ok=True)
-    link = base / "custom_nodes" / PACK_LINK_NAME
+    for other in (base / "custom_nodes").iterdir():
+        if other.name != link_name and other.is_symlink() and Path(os.readlink(other)) == PACK_ROOT:
+            other.unlink()
+    link = base / "custom_nodes" / link_name
     if link.is_symlink() or link.exists():
         if link.is_symlink() and Path(os.readlink(link)) == PACK_ROOT:
             return base
@@ -172,6 +189,13 @@ def free_port() -> int:
 
 def install() -> None:
     cache_dir().mkdir(parents=True, exist_ok=True)
+    if selected_host():
+        if not (comfy_dir() / "main.py").is_file() or not venv_python().exists():
+            raise SystemExit(f"{COMFY_DIR_ENV}={comfy_dir()} / {PYTHON_ENV}={venv_python()}: no ComfyUI or python "
+                             "there (scripts/newer_host.py install prints the right values)")
+        prepare_base()
+        _log(f"selected host: python {venv_python()}, ComfyUI {comfy_dir()} (not installed by this script)")
+        return
     _extract_comfyui()
     stamp = cache_dir() / "venv.stamp"
     fingerprint = _recipe_fingerprint()
@@ -237,18 +261,18 @@ def wait_ready(port: int, process: subprocess.Popen | None = None, timeout: floa
 
 def start(port: int, log_path: Path | None = None, wait: bool = True, timeout: float = 300.0,
           base: Path | None = None, extra_args: list[str] | tuple[str, ...] = (),
-          die_with_parent: bool = False) -> subprocess.Popen:
+          die_with_parent: bool = False, link_name: str = PACK_LINK_NAME) -> subprocess.Popen:
     """Start ComfyUI headless on CPU in a new process group; by default return once /object_info answers.
 
     ``base`` is the ``--base-directory`` (default: the cache's ``base/``); it is prepared with
-    :func:`prepare_base`. The PID is written to ``comfyui-<port>.pid`` in the cache so that
+    :func:`prepare_base` with the pack linked as ``link_name``. The PID is written to ``comfyui-<port>.pid`` in the cache so that
     ``host.py stop --port N`` can end a server that its starter left behind. ``die_with_parent``
     makes the server exit with the calling process (for test sessions; not for the CLI).
     """
     install_needed = not venv_python().exists() or not (comfy_dir() / "main.py").exists()
     if install_needed:
         install()
-    base = prepare_base(base)
+    base = prepare_base(base, link_name)
     log_path = Path(log_path) if log_path else cache_dir() / f"comfyui-{port}.log"
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with open(log_path, "w") as log:

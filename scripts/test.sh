@@ -17,6 +17,12 @@ python3 scripts/host.py install || { echo "scripts/test.sh: host install failed"
 PYTHON="$(python3 -c 'import json, subprocess, sys; print(json.loads(subprocess.check_output([sys.executable, "scripts/host.py", "paths"]))["python"])')" \
     || { echo "scripts/test.sh: cannot locate the host python" >&2; exit 2; }
 
+# One intra-op thread per process unless the caller says otherwise: the suite runs a ComfyUI server beside the
+# test process, and on a loaded 2-core machine two spinning OpenMP threads per process made tiny-model calls
+# 20-50x slower (measured: 0.5 s vs 11-29 s per UNet call). Results do not depend on it (tolerances are stated
+# from magnitudes, not from one thread count).
+export OMP_NUM_THREADS="${OMP_NUM_THREADS:-1}"
+
 args=()
 fast=0
 for arg in "$@"; do

@@ -45,17 +45,24 @@ def test_example_workflow_runs_and_writes_a_video(comfy_server, tiny_checkpoints
 
 
 def test_same_seed_gives_the_same_video_and_another_seed_does_not(comfy_server, tiny_checkpoints):
-    from tests.server import read_frames
+    """Seeds 5, 6, 5: the third prompt differs from the one before it, so ComfyUI really samples again
+    (asserted on its per-step progress) instead of answering from its cache; the sampled LATENTS are
+    compared (core SaveLatent), not h264 bytes, which are not bit-stable under load."""
+    from safetensors.torch import load_file
 
-    name = "videocrafter2_t2v_512"
-    videos = []
-    for seed in (5, 5, 6):
-        graph = api_workflow(name, tiny_checkpoints["vc2_t2v_512"], steps=3, frames=4, seed=seed)
+    latents = []
+    for seed in (5, 6, 5):
+        graph = api_workflow("videocrafter2_t2v_512", tiny_checkpoints["vc2_t2v_512"], steps=3, frames=4, seed=seed)
+        sampled = node_of(graph, "SamplerCustomAdvanced")
+        graph["save_latent"] = {"class_type": "SaveLatent",
+                                "inputs": {"samples": [sampled, 0], "filename_prefix": "e2e/determinism"}}
         result = comfy_server.run(graph)
-        record = [r for r in result.files() if r["filename"].endswith(".mp4")][0]
-        videos.append(torch.from_numpy(read_frames(comfy_server.output_path(record))).float())
-    assert torch.equal(videos[0], videos[1])
-    assert (videos[0] - videos[2]).abs().mean() > 1.0
+        assert sampled in {str(event.get("node")) for event in result.events("progress")}, "the sampler ran again"
+        record = [r for r in result.files("save_latent") if r["filename"].endswith(".latent")][0]
+        latents.append(load_file(comfy_server.output_path(record))["latent_tensor"])
+    assert latents[0].shape == (4, 4, 6, 8) and torch.isfinite(latents[0]).all()
+    assert torch.equal(latents[0], latents[2]), "same seed, same latent, bit for bit"
+    assert (latents[0] - latents[1]).abs().mean() > 0.1 * latents[0].abs().mean(), "another seed, another video"
 
 
 @pytest.mark.parametrize("sampler_name", ["euler", "dpmpp_2m"])
@@ -86,7 +93,6 @@ def still_serving(server, tiny_checkpoints):
 
 
 @pytest.mark.parametrize("field,value,message", [
-    ("width", 100, "multiple of 8"),
     ("height", 0, "height"),
     ("frames", 0, "frames"),
     ("width", 100000, "width"),
@@ -96,7 +102,9 @@ def test_bad_sizes_are_rejected_before_compute(comfy_server, tiny_checkpoints, f
     graph[node_of(graph, "VideoCrafterEmptyVideoLatent")]["inputs"][field] = value
     with pytest.raises(PromptRejected) as rejected:
         comfy_server.queue(graph)
-    assert message in json.dumps(rejected.value.node_errors)
+    errors = [error for node in rejected.value.node_errors.values() for error in node["errors"]]
+    assert [error["extra_info"]["input_name"] for error in errors] == [field], errors  # one error, on that input
+    assert message in json.dumps(errors)
     still_serving(comfy_server, tiny_checkpoints)
 
 
@@ -121,7 +129,8 @@ def test_malicious_pickle_checkpoint_is_refused_on_the_server(comfy_server, tiny
     graph = api_workflow("videocrafter2_t2v_512", "evil.ckpt")
     with pytest.raises(ExecutionFailed) as failed:
         comfy_server.run(graph)
-    assert "as weights" in failed.value.result.error["exception_message"]
+    message = failed.value.result.error["exception_message"]
+    assert "refused to load the checkpoint 'evil.ckpt'" in message and "disallowed global" in message and ".system" in message
     convert = {"1": {"class_type": "VideoCrafterConvertCheckpoint", "inputs": {"ckpt_name": "evil.ckpt", "overwrite": False}}}
     with pytest.raises(ExecutionFailed):
         comfy_server.run(convert)

@@ -101,14 +101,15 @@ def test_node_sets_image_tokens_grey_uncond_fps_and_strength(tiny_i2v):
 
 
 def test_image_strength_reaches_the_unet(tiny_i2v):
-    from videocrafter_suite.bridge.vocabulary import IMAGE_SCALE as IMAGE_SCALE_KEY
+    from videocrafter_suite.bridge.vocabulary import IMAGE_CONTEXT, IMAGE_SCALE as IMAGE_SCALE_KEY
 
     _state, loaded = tiny_i2v
     base = loaded.model.model
     x = torch.randn(4, 4, 6, 8, generator=torch.Generator().manual_seed(1))
-    conds = base.extra_conds(noise=x, **{IMAGE_SCALE_KEY: 0.25, "fps": 8})
+    image = {IMAGE_CONTEXT: torch.zeros(1, 4, base.model_config.unet_config_object.context_dim)}  # I2V needs an image
+    conds = base.extra_conds(noise=x, **image, **{IMAGE_SCALE_KEY: 0.25, "fps": 8})
     assert conds["image_scale"].cond == 0.25 and conds["fps"].cond == 8
-    assert "image_scale" not in base.extra_conds(noise=x)
+    assert "image_scale" not in base.extra_conds(noise=x, **image)
 
 
 def test_i2v_tiny_fixture_through_the_conditioning_keys(comfy):

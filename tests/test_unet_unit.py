@@ -14,6 +14,14 @@ TINY = UNet3DConfig(model_channels=32, attention_resolutions=(1, 2), num_res_blo
                     num_head_channels=8, context_dim=16, temporal_conv=True, use_relative_position=True,
                     temporal_length=2, addition_attention=True, fps_cond=True, use_image_attention=True)
 B, T, H, W = 2, 3, 8, 8
+#: Two float32 evaluations of one function that differ only in batching, layout or kernel choice: GEMM and conv
+#: reassociation gives ~1e-7 relative per layer; the fixtures show float32 UNet outputs 1e-5 relative from
+#: float64 (reference README §4.6), which bounds any two float32 paths through this depth. Scaled by max|y|.
+FLOAT32_REL = 1e-5
+
+
+def assert_same_function(actual, expected):
+    torch.testing.assert_close(actual, expected, rtol=0, atol=FLOAT32_REL * max(1.0, float(expected.abs().max())))
 
 
 def make(config=TINY, seed=0, dtype=torch.float32):
@@ -47,7 +55,7 @@ def test_batch_as_frames_equals_5d(model):
     y5 = model(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"])
     y4 = model(to_frames(i["x"]), i["t"], i["ctx"], i["fps"], num_frames=T, image_context=i["img"])
     assert y5.shape == (B, 4, T, H, W) and y4.shape == (B * T, 4, H, W)
-    torch.testing.assert_close(to_frames(y5), y4, rtol=0, atol=1e-6)
+    assert_same_function(to_frames(y5), y4)
 
 
 @torch.no_grad()
@@ -57,7 +65,7 @@ def test_per_video_equals_per_frame_inputs(model):
     rep = lambda v: v.repeat_interleave(T, 0)  # noqa: E731
     per_frame = model(to_frames(i["x"]), rep(i["t"]), rep(i["ctx"]), rep(i["fps"]), num_frames=T,
                       image_context=rep(i["img"]))
-    torch.testing.assert_close(per_video, per_frame, rtol=0, atol=1e-5)
+    assert_same_function(per_video, per_frame)
 
 
 @torch.no_grad()
@@ -76,8 +84,8 @@ def test_image_context_forms(model):
     concatenated = model(i["x"], i["t"], torch.cat([i["ctx"], i["img"]], 1), i["fps"])
     torch.testing.assert_close(split, concatenated, rtol=0, atol=0)
     text_only = model(i["x"], i["t"], i["ctx"], i["fps"])
-    torch.testing.assert_close(model(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"], image_scale=0.0),
-                               text_only, rtol=0, atol=1e-6)
+    assert_same_function(model(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"], image_scale=0.0),
+                               text_only)
     assert not torch.allclose(split, text_only, atol=1e-3)
 
 
@@ -91,13 +99,12 @@ def test_temporal_disabled_makes_frames_independent(model):
     perm = torch.tensor([2, 0, 1])
     x_perm = i["x"][:, :, perm]
     off_perm = model(to_frames(x_perm), i["t"], i["ctx"], i["fps"], num_frames=T, temporal_enabled=False)
-    torch.testing.assert_close(off_perm, to_frames(off.view(B, T, 4, H, W).transpose(1, 2)[:, :, perm]),
-                               rtol=0, atol=1e-5)
+    assert_same_function(off_perm, to_frames(off.view(B, T, 4, H, W).transpose(1, 2)[:, :, perm]))
     on_perm = model(to_frames(x_perm), i["t"], i["ctx"], i["fps"], num_frames=T)
     assert not torch.allclose(on_perm, to_frames(on.view(B, T, 4, H, W).transpose(1, 2)[:, :, perm]), atol=1e-4)
     # image mode: no num_frames needed when temporal layers are off
-    torch.testing.assert_close(model(x4, i["t"].repeat_interleave(T), i["ctx"].repeat_interleave(T, 0),
-                                     i["fps"].repeat_interleave(T), temporal_enabled=False), off, rtol=0, atol=1e-5)
+    assert_same_function(model(x4, i["t"].repeat_interleave(T), i["ctx"].repeat_interleave(T, 0),
+                                     i["fps"].repeat_interleave(T), temporal_enabled=False), off)
 
 
 @torch.no_grad()
@@ -106,7 +113,7 @@ def test_naive_attention_backend_matches_sdpa(model):
     sdpa = model(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"])
     with attention_backend("naive"):
         naive = model(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"])
-    torch.testing.assert_close(sdpa, naive, rtol=0, atol=1e-5)
+    assert_same_function(sdpa, naive)
 
 
 @torch.no_grad()
@@ -146,8 +153,8 @@ def test_conv_projections_equal_linear_projections():
     state = {k: v.reshape(shapes[k]) for k, v in linear.state_dict().items()}  # 1x1 kernels: same numbers
     conv.load_state_dict(state)
     i = inputs()
-    torch.testing.assert_close(conv(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]),
-                               linear(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]), rtol=0, atol=1e-5)
+    assert_same_function(conv(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]),
+                               linear(i["x"], i["t"], i["ctx"], i["fps"], image_context=i["img"]))
 
 
 @pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])

@@ -1,10 +1,10 @@
 // VideoCrafter Suite frontend extension: colours the pack's nodes so graphs read at a glance.
-import { app } from "../../scripts/app.js";
+import { registerOnce } from "./register_once.js";
 
 const NODE_COLOR = "#2a3a4f";
 const NODE_BGCOLOR = "#1f2a38";
 
-app.registerExtension({
+registerOnce({
   name: "videocrafter-suite.appearance",
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!nodeData?.name?.startsWith("VideoCrafter")) return;

@@ -93,12 +93,20 @@ class VariantInfo:
     def is_image_to_video(self) -> bool:
         return self.name == "vc1_i2v_512"
 
+    @property
+    def is_depth_to_video(self) -> bool:
+        """Make-Your-Video: the UNet takes the depth structure as extra input channels (``hybrid``)."""
+        return self.name == "myv_depth_256"
+
 
 VARIANTS = {
     "vc2_t2v_512": VariantInfo("vc2_t2v_512", "VideoCrafter2 text-to-video 512", True, 0.7, False, 512, 320, 28),
     "vc1_t2v_1024": VariantInfo("vc1_t2v_1024", "VideoCrafter1 text-to-video 1024", True, 0.3, True, 1024, 576, 28),
     "vc1_t2v_512": VariantInfo("vc1_t2v_512", "VideoCrafter1 text-to-video 512", False, 1.0, False, 512, 320, 28),
     "vc1_i2v_512": VariantInfo("vc1_i2v_512", "VideoCrafter1 image-to-video 512", True, 0.7, False, 512, 320, 8),
+    # Make-Your-Video (makeyourvideo/README.md §3): no use_scale, 256x256, no fps input (8 = its clips' rate).
+    "myv_depth_256": VariantInfo("myv_depth_256", "Make-Your-Video depth-guided video 256", False, 1.0, False,
+                                 256, 256, 8),
 }
 
 
@@ -113,7 +121,8 @@ def detect_variant(shapes: Mapping) -> VariantInfo:
 
     Rules (reference README §4): image cross-attention (``to_k_ip``) ⇒ I2V-512; a ResBlock
     temporal conv (``temopral_conv``) ⇒ VC2-512; relative-position temporal attention with fps
-    conditioning ⇒ VC1-1024, without fps ⇒ VC1-512. A ``scale_arr`` buffer, where present,
+    conditioning ⇒ VC1-1024, without fps ⇒ VC1-512; Make-Your-Video's temporal conv layout
+    (``temopral_conv.conv_last``, makeyourvideo/README.md §3) ⇒ its depth-guided model. A ``scale_arr`` buffer, where present,
     overrides the schedule switches (its length tells the fix: 1400 = no fix, 1000 = fixed).
     Raises :class:`CheckpointLayoutError` for anything that is not a VideoCrafter LatentDiffusion.
     """
@@ -129,9 +138,11 @@ def detect_variant(shapes: Mapping) -> VariantInfo:
         raise CheckpointLayoutError(
             f"the UNet in this file has no temporal layers ({_describe(keys)}); it looks like an image model "
             "(e.g. Stable Diffusion 1.x/2.x). Load it with ComfyUI's own checkpoint loader; this loader expects a "
-            "VideoCrafter1/2 video checkpoint (VC1-1024, VC1-512, VC2-512 or VC1-I2V-512).")
+            "VideoCrafter1/2 video checkpoint (VC1-1024, VC1-512, VC2-512, VC1-I2V-512 or Make-Your-Video).")
     if any(".to_k_ip." in k for k in unet_keys):
         name = "vc1_i2v_512"
+    elif any(".temopral_conv.conv_last." in k for k in unet_keys):
+        name = "myv_depth_256"
     elif any(".temopral_conv." in k for k in unet_keys):
         name = "vc2_t2v_512"
     elif any(k.startswith(UNET_PREFIX + "fps_embedding.") for k in unet_keys):

@@ -10,9 +10,12 @@ failed conversion leaves no partial file behind.
 """
 from __future__ import annotations
 
+import io
 import os
+import pickletools
 import re
 import tempfile
+import zipfile
 from pathlib import Path
 
 import torch
@@ -24,14 +27,63 @@ SAFETENSORS_SUFFIXES = (".safetensors", ".sft")
 _ANSI = re.compile(r"\x1b\[[0-9;]*m")
 _DISALLOWED_GLOBAL = re.compile(r"GLOBAL\s+([\w.]+)")
 _UNPICKLER_ERROR = re.compile(r"WeightsUnpickler error:\s*([^\n]+)")
+# Globals a weights file legitimately names (torch's weights-only unpickler rebuilds exactly these kinds).
+_WEIGHTS_GLOBALS = ("torch.", "collections.OrderedDict", "builtins.set", "builtins.frozenset", "builtins.bytearray",
+                    "_codecs.encode", "numpy.core.multiarray._reconstruct", "numpy.dtype", "numpy.ndarray")
+_STRING_OPCODES = {"SHORT_BINUNICODE", "BINUNICODE", "BINUNICODE8", "UNICODE", "SHORT_BINSTRING", "BINSTRING",
+                   "STRING"}
+_SCAN_BYTES = 16 * 1024 * 1024  # the pickles of a legacy file come first; storage bytes follow
 
 
-def _refusal_reason(error: BaseException) -> str:
+def pickle_globals(path: str, allowed_prefixes: tuple[str, ...] = _WEIGHTS_GLOBALS) -> list[str]:
+    """``module.name`` of every global the file's pickle would import beyond what weights need.
+
+    Read with :func:`pickletools.genops`, which only decodes opcodes: nothing is imported or called. A torch
+    zip file keeps its pickle in ``*/data.pkl``; a legacy file starts with its pickles (raw storage bytes
+    follow, where decoding stops). ``STACK_GLOBAL`` (protocol 4+) takes module and name from the two strings
+    pushed before it (directly or through the memo).
+    """
+    try:
+        if zipfile.is_zipfile(path):
+            with zipfile.ZipFile(path) as archive:
+                names = [n for n in archive.namelist() if n.endswith("data.pkl")]
+                data = archive.read(names[0]) if names else b""
+        else:
+            with open(path, "rb") as handle:
+                data = handle.read(_SCAN_BYTES)
+    except OSError:
+        return []
+    found, stream = [], io.BytesIO(data)
+    while stream.tell() < len(data):
+        strings, memo = [], {}
+        try:
+            for opcode, argument, _ in pickletools.genops(stream):
+                if opcode.name in _STRING_OPCODES:
+                    strings.append(argument)
+                elif opcode.name == "MEMOIZE" and strings:
+                    memo[len(memo)] = strings[-1]
+                elif opcode.name in ("BINPUT", "LONG_BINPUT", "PUT") and strings:
+                    memo[argument] = strings[-1]
+                elif opcode.name in ("BINGET", "LONG_BINGET", "GET") and argument in memo:
+                    strings.append(memo[argument])
+                elif opcode.name in ("GLOBAL", "INST"):
+                    found.append(argument.replace(" ", "."))
+                elif opcode.name == "STACK_GLOBAL" and len(strings) >= 2:
+                    found.append(f"{strings[-2]}.{strings[-1]}")
+        except Exception:  # noqa: BLE001 — storage bytes after the pickles, or a truncated file: stop here
+            break
+    return [name for name in dict.fromkeys(found) if not name.startswith(allowed_prefixes)]
+
+
+def _refusal_reason(error: BaseException, path: str | None = None) -> str:
     """One clean phrase saying why torch refused a pickle, without terminal colours or torch's advice text."""
     text = _ANSI.sub("", str(error))
     found = _DISALLOWED_GLOBAL.search(text)
     if found:  # torch 2.4-2.14 phrase this differently; the global's name is what matters
         return f"it imports the disallowed global {found.group(1)}"
+    found_globals = pickle_globals(path) if path is not None else []
+    if found_globals:  # torch named an opcode (e.g. "Unsupported operand 149" for protocol 4), not the global
+        return f"it imports the disallowed global {', '.join(found_globals)}"
     found = _UNPICKLER_ERROR.search(text)
     reason = found.group(1) if found else next((line for line in text.splitlines() if line.strip()), type(error).__name__)
     return " ".join(reason.split())[:200].split(". ")[0].rstrip(".")
@@ -55,7 +107,7 @@ def read_weights(path: str | os.PathLike, what: str = "checkpoint") -> dict:
         if "WeightsUnpickler" in str(error) or "weights_only" in str(error):  # torch's refusal of a code pickle
             raise CheckpointLayoutError(
                 f"refused to load the {what} '{name}': it is a pickle that wants to run code, not only store "
-                f"weights ({_refusal_reason(error)}). Nothing from it was executed. If you trust its source, convert "
+                f"weights ({_refusal_reason(error, path)}). Nothing from it was executed. If you trust its source, convert "
                 "it once to .safetensors in a separate Python session (torch.load(..., weights_only=False) then "
                 "safetensors.torch.save_file), or get the .safetensors release of the file.") from error
         kind = "safetensors" if is_safetensors else "weights-only .ckpt/.pth"

@@ -26,6 +26,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .causal_window import sliding_causal_mask
+
 #: The original hard-codes the text length at which I2V context is split (attention.py:60).
 TEXT_CONTEXT_LEN = 77
 
@@ -186,11 +188,17 @@ class CrossAttention(nn.Module):
 
     def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None, image_context: torch.Tensor | None = None,
-                image_scale: float | None = None, style: StyleInputs | None = None) -> torch.Tensor:
+                image_scale: float | None = None, style: StyleInputs | None = None,
+                attention_override=None) -> torch.Tensor:
         """``x`` [b, n, query_dim]; ``context`` [b, m, context_dim] or None (self-attention);
         ``mask`` boolean [n, m] (True = attend); ``image_context`` [b, k, context_dim] (only
         used when the layer has ``to_k_ip``); ``style`` (only used when the layer has a style
-        ``processor``)."""
+        ``processor``); ``attention_override(layer, x, mask)`` replaces self-attention when it
+        returns a tensor (e.g. FreeNoise's window fusion, models/longvideo/freenoise.py)."""
+        if attention_override is not None and context is None:
+            out = attention_override(self, x, mask)
+            if out is not None:
+                return out
         h = self.heads
         q = _split_heads(self.to_q(x), h)
         source = x if context is None else context
@@ -289,10 +297,11 @@ class BasicTransformerBlock(nn.Module):
         self.norm2 = operations.LayerNorm(dim, dtype=dtype, device=device)
         self.norm3 = operations.LayerNorm(dim, dtype=dtype, device=device)
 
-    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None, style=None):
-        x = self.attn1(self.norm1(x), mask=mask) + x
+    def forward(self, x, context=None, mask=None, image_context=None, image_scale=None, style=None,
+                attention_override=None):
+        x = self.attn1(self.norm1(x), mask=mask, attention_override=attention_override) + x
         x = self.attn2(self.norm2(x), context, mask=mask, image_context=image_context,
-                       image_scale=image_scale, style=style) + x
+                       image_scale=image_scale, style=style, attention_override=attention_override) + x
         return self.ff(self.norm3(x)) + x
 
 
@@ -359,14 +368,16 @@ class TemporalTransformer(nn.Module):
     * ``only_self_att`` (every released config): ``context_dim`` is dropped, so attn1 *and*
       attn2 are self-attention over frames.
     * ``relative_position``: clamped tables of size ``2*temporal_length+1`` in both attentions.
-    * ``causal_attention``: lower-triangular frame mask (attention.py:309-311, 342-346).
+    * ``causal_attention``: lower-triangular frame mask (attention.py:309-311, 342-346); with
+      ``causal_block_size`` set, Make-Your-Video's 16-frame sliding causal window
+      (:func:`sliding_causal_mask`).
     """
 
     def __init__(self, in_channels: int, n_heads: int, d_head: int, depth: int = 1,
                  dropout: float = 0.0, context_dim: int | None = None, use_linear: bool = False,
                  only_self_att: bool = True, causal_attention: bool = False,
                  relative_position: bool = False, temporal_length: int | None = None, *,
-                 operations=nn, dtype=None, device=None):
+                 causal_block_size: int | None = None, operations=nn, dtype=None, device=None):
         super().__init__()
         factory = {"dtype": dtype, "device": device}
         inner = n_heads * d_head
@@ -374,6 +385,7 @@ class TemporalTransformer(nn.Module):
         self.use_linear = use_linear
         self.only_self_att = only_self_att
         self.causal_attention = causal_attention
+        self.causal_block_size = causal_block_size
         self.norm = operations.GroupNorm(32, in_channels, eps=1e-6, affine=True, **factory)
         self.proj_in = _projection(operations, use_linear, operations.Conv1d, in_channels, inner, factory)
         self.transformer_blocks = nn.ModuleList([
@@ -384,9 +396,10 @@ class TemporalTransformer(nn.Module):
             for _ in range(depth)])
         self.proj_out = _projection(operations, use_linear, operations.Conv1d, inner, in_channels, factory)
 
-    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, context: torch.Tensor | None = None,
+                attention_override=None) -> torch.Tensor:
         """``x`` [b, c, t, h, w]; ``context`` per frame [(b t), l, c'] (only used when not
-        ``only_self_att``)."""
+        ``only_self_att``); ``attention_override`` is handed to every self-attention over frames."""
         b, c, t, h, w = x.shape
         x_in = x
         x = self.norm(x)
@@ -397,11 +410,13 @@ class TemporalTransformer(nn.Module):
         if self.use_linear:
             x = self.proj_in(x)
         mask = None
-        if self.causal_attention:
+        if self.causal_attention and self.causal_block_size is not None:
+            mask = sliding_causal_mask(t, self.causal_block_size, device=x.device)
+        elif self.causal_attention:
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         if self.only_self_att:
             for block in self.transformer_blocks:
-                x = block(x, mask=mask)
+                x = block(x, mask=mask, attention_override=attention_override)
         else:
             x = self._cross_frames(x, context, b, t, h * w)
         if self.use_linear:

@@ -11,9 +11,12 @@ runs on full-size manifests without allocating weights. The block structure it r
 * ``init_attn.0`` (8 heads) → ``addition_attention`` and ``num_head_channels``;
 * ``relative_position_k.embeddings_table`` ``[2L+1, d]`` → ``temporal_length`` and ``d``.
 
+* ``temopral_conv.conv_last`` → Make-Your-Video's spatial-aware temporal conv (``tempspatial_aware``).
+
 Not recoverable from keys (not in the checkpoint): ``use_causal_attention`` (its mask is not a
-buffer; False in every release), ``temporal_length`` without relative position (16 in every
-release), ``dropout``.
+buffer; False in every VideoCrafter release; Make-Your-Video's one release — the only code base
+with the ``conv_last`` layout — uses its sliding window with ``causal_block_size`` 1, so that layout
+implies it), ``temporal_length`` without relative position (16 in every release), ``dropout``.
 """
 from __future__ import annotations
 
@@ -25,6 +28,7 @@ from .unet3d import UNet3DConfig
 
 UNET_PREFIX = "model.diffusion_model."
 _RELEASED_TEMPORAL_LENGTH = 16
+_MYV_CAUSAL_BLOCK_SIZE = 1  # Make-Your-Video configs/inference_256_v1.0.yaml
 
 
 def _shape(value) -> tuple[int, ...]:
@@ -116,6 +120,8 @@ def detect_unet_config(shapes: Mapping, prefix: str = UNET_PREFIX) -> UNet3DConf
     else:
         num_head_channels = 64
 
+    tempspatial_aware = _spatial_aware_temporal_conv(sd)
+
     temporal_selfatt_only = True
     temporal_depth = 1
     if temporal is not None:
@@ -140,12 +146,33 @@ def detect_unet_config(shapes: Mapping, prefix: str = UNET_PREFIX) -> UNet3DConf
         temporal_attention=temporal is not None,
         temporal_selfatt_only=temporal_selfatt_only,
         use_relative_position=use_relative_position,
-        use_causal_attention=False,
+        use_causal_attention=tempspatial_aware,
         temporal_length=temporal_length,
         addition_attention="init_attn.0.norm.weight" in sd,
         fps_cond="fps_embedding.0.weight" in sd,
         use_image_attention=use_image_attention,
+        tempspatial_aware=tempspatial_aware,
+        causal_block_size=_MYV_CAUSAL_BLOCK_SIZE if tempspatial_aware else None,
     )
+
+
+def _spatial_aware_temporal_conv(sd: Mapping) -> bool:
+    """True for Make-Your-Video's ``temopral_conv.conv.{0..3}`` + ``conv_last`` layout with the (1,3,3) conv.1.
+
+    Its other layouts (3 stages without the spatial conv, or ``real_3dconv``) were never released and are
+    refused with the keys that show them.
+    """
+    firsts = sorted(k for k in sd if k.endswith(".temopral_conv.conv_last.3.weight"))
+    if not firsts:
+        return False
+    block = firsts[0][: -len("conv_last.3.weight")]
+    spatial = sd.get(block + "conv.1.3.weight")
+    if spatial is None or tuple(spatial[2:]) != (1, 3, 3) or block + "conv.3.3.weight" not in sd:
+        raise ValueError(
+            f"unsupported Make-Your-Video temporal conv layout at '{block}': expected conv.0-3 with a (1,3,3) "
+            f"spatial conv.1 (the released tempspatial_aware block); found conv.1 kernel "
+            f"{None if spatial is None else tuple(spatial[2:])}")
+    return True
 
 
 def _depth(sd: Mapping, prefix: str) -> int:

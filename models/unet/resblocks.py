@@ -15,6 +15,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .spatial_temporal_conv import SpatialAwareTemporalConvBlock
+
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
 
 
@@ -127,12 +129,13 @@ class ResBlock(TimestepBlock):
     Linear`` added to ``h`` (no scale-shift); ``out_layers = GN → SiLU → Dropout → conv3x3``;
     skip is Identity or a 1x1 conv. GroupNorms run in float32 (``GroupNormSpecific``).
     With ``use_temporal_conv`` a :class:`TemporalConvBlock` named ``temopral_conv`` (sic, the
-    checkpoint key) is applied *after* the residual sum on the ``[b, c, t, h, w]`` view.
+    checkpoint key) is applied *after* the residual sum on the ``[b, c, t, h, w]`` view;
+    ``tempspatial_aware`` selects Make-Your-Video's layout (:class:`SpatialAwareTemporalConvBlock`).
     """
 
     def __init__(self, channels: int, emb_channels: int, dropout: float = 0.0,
-                 out_channels: int | None = None, use_temporal_conv: bool = False, *,
-                 operations=nn, dtype=None, device=None):
+                 out_channels: int | None = None, use_temporal_conv: bool = False,
+                 tempspatial_aware: bool = False, *, operations=nn, dtype=None, device=None):
         super().__init__()
         factory = {"dtype": dtype, "device": device}
         out_channels = out_channels or channels
@@ -152,8 +155,8 @@ class ResBlock(TimestepBlock):
         else:
             self.skip_connection = operations.Conv2d(channels, out_channels, 1, **factory)
         if use_temporal_conv:
-            self.temopral_conv = TemporalConvBlock(out_channels, dropout=0.1, operations=operations,
-                                                   **factory)
+            block = SpatialAwareTemporalConvBlock if tempspatial_aware else TemporalConvBlock
+            self.temopral_conv = block(out_channels, dropout=0.1, operations=operations, **factory)
 
     def forward(self, x: torch.Tensor, emb: torch.Tensor, num_frames: int | None = None,
                 temporal_enabled: bool = True) -> torch.Tensor:

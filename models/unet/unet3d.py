@@ -34,8 +34,7 @@ DEFAULT_FPS = 16
 _IGNORED_UPSTREAM = {"use_checkpoint", "use_fp16", "conv_resample", "dims"}
 # Upstream kwargs whose non-default values this implementation does not support.
 _UNSUPPORTED_UPSTREAM = {"use_scale_shift_norm": False, "resblock_updown": False,
-                         "tempspatial_aware": False, "num_heads": -1, "dims": 2,
-                         "conv_resample": True}
+                         "num_heads": -1, "dims": 2, "conv_resample": True, "real_3dconv": False}
 
 
 @dataclass(frozen=True)
@@ -68,6 +67,11 @@ class UNet3DConfig:
     use_image_attention: bool = False
     image_cross_attention_scale: float = 1.0
     dropout: float = 0.0
+    # Make-Your-Video (makeyourvideo/README.md §3): its spatial-aware temporal conv layout
+    # (``temopral_conv.conv.0-3`` + ``conv_last``) and its 16-frame sliding causal window
+    # (``causal_block_size`` set; None = VideoCrafter's plain lower-triangular causal mask).
+    tempspatial_aware: bool = False
+    causal_block_size: int | None = None
 
     def __post_init__(self):
         # A set upstream (only ``ds in attention_resolutions`` is asked): keep it sorted.
@@ -86,7 +90,8 @@ class UNet3DConfig:
 
         Training-only switches (``use_checkpoint``, ``use_fp16``) are ignored; switches whose
         non-default value this implementation lacks (``use_scale_shift_norm``,
-        ``resblock_updown``, ``tempspatial_aware``, ``num_heads``) raise ``ValueError``.
+        ``resblock_updown``, ``real_3dconv``, ``num_heads``) raise ``ValueError``. Make-Your-Video's
+        ``tempspatial_aware`` and ``causal_block_size`` are fields.
         Upstream defaults apply to absent keys (e.g. ``use_relative_position=True``).
         """
         known = {f.name for f in fields(cls)}
@@ -112,7 +117,7 @@ class TimestepEmbedSequential(nn.Sequential):
     """
 
     def forward(self, x, emb, context=None, num_frames=None, image_context=None,
-                image_scale=None, temporal_enabled=True, style=None):
+                image_scale=None, temporal_enabled=True, style=None, temporal_attention=None):
         for layer in self:
             if isinstance(layer, TimestepBlock):
                 x = layer(x, emb, num_frames, temporal_enabled)
@@ -122,7 +127,7 @@ class TimestepEmbedSequential(nn.Sequential):
                 if temporal_enabled:
                     n, c, h, w = x.shape
                     x5 = x.reshape(n // num_frames, num_frames, c, h, w).transpose(1, 2)
-                    x = layer(x5, context).transpose(1, 2).reshape(n, c, h, w)
+                    x = layer(x5, context, attention_override=temporal_attention).transpose(1, 2).reshape(n, c, h, w)
             else:
                 x = layer(x)
         return x
@@ -163,7 +168,7 @@ class VideoCrafterUNet(nn.Module):
 
         def res(ch_in, ch_out=None):
             return ResBlock(ch_in, emb_dim, cfg.dropout, ch_out, use_temporal_conv=cfg.temporal_conv,
-                            operations=ops, **factory)
+                            tempspatial_aware=cfg.tempspatial_aware, operations=ops, **factory)
 
         def attention(ch):
             heads = ch // cfg.num_head_channels
@@ -223,6 +228,7 @@ class VideoCrafterUNet(nn.Module):
         return TemporalTransformer(ch, heads, d_head, depth, cfg.dropout, cfg.context_dim,
                                    use_linear, only_self_att=cfg.temporal_selfatt_only,
                                    causal_attention=cfg.use_causal_attention,
+                                   causal_block_size=cfg.causal_block_size,
                                    relative_position=cfg.use_relative_position,
                                    temporal_length=cfg.temporal_length, operations=ops, **factory)
 
@@ -231,6 +237,7 @@ class VideoCrafterUNet(nn.Module):
                 image_scale: float | None = None, temporal_enabled: bool = True,
                 style_context: torch.Tensor | None = None, style_scales: torch.Tensor | None = None,
                 style_weight: float = 1.0, style_scaled_logits: bool = True,
+                temporal_attention=None, residuals: Mapping[str, Any] | None = None,
                 **unused) -> torch.Tensor:
         """Predict noise.
 
@@ -258,6 +265,14 @@ class VideoCrafterUNet(nn.Module):
             style_weight: global style weight (``--style_weight``; 1.0 upstream).
             style_scaled_logits: True (default) scales the style logits by ``d^-0.5`` like the
                 original's xformers path; False omits it like its pure-PyTorch path (README §4.4).
+            temporal_attention: optional override ``(layer, x, mask) -> out | None`` for every
+                self-attention over frames (FreeNoise window fusion, models/longvideo/freenoise.py).
+            residuals: optional ControlNet / T2I-Adapter residuals ``{'input': [...], 'middle': [...],
+                'output': [...]}`` (lists of ``[(B·T), C, h, w]`` tensors or None), added where and in the
+                order ComfyUI core's UNet adds its ``control`` argument (``apply_control`` in core
+                ``openaimodel.py``): ``input`` after each input block, ``middle`` after the middle block,
+                ``output`` to each skip connection as it is consumed; each list is consumed from its end.
+                Per frame, since the batch is ``(b t)``. See :func:`add_residual`.
 
         Returns ``[B, C', T, H, W]`` in 5-D mode, else ``[(B·T), C', H, W]``.
         """
@@ -298,16 +313,21 @@ class VideoCrafterUNet(nn.Module):
                                 float(style_weight), bool(style_scaled_logits))
 
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
-                      image_scale=image_scale, temporal_enabled=temporal_enabled, style=style)
+                      image_scale=image_scale, temporal_enabled=temporal_enabled, style=style,
+                      temporal_attention=temporal_attention)
+        pending = {site: list(residuals.get(site) or ()) for site in RESIDUAL_SITES} if residuals else None
         skips = []
         for index, block in enumerate(self.input_blocks):
             h = block(h, emb, **kwargs)
             if index == 0 and temporal_enabled and hasattr(self, "init_attn"):
                 h = self.init_attn(h, emb, **kwargs)
+            h = add_residual(h, pending, "input", index)
             skips.append(h)
         h = self.middle_block(h, emb, **kwargs)
-        for block in self.output_blocks:
-            h = block(torch.cat([h, skips.pop()], dim=1), emb, **kwargs)
+        h = add_residual(h, pending, "middle", 0)
+        for index, block in enumerate(self.output_blocks):
+            skip = add_residual(skips.pop(), pending, "output", index)
+            h = block(torch.cat([h, skip], dim=1), emb, **kwargs)
         y = self.out(h)
         if five_d:
             y = y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
@@ -317,9 +337,18 @@ class VideoCrafterUNet(nn.Module):
         """Time (+ fps) embedding, per frame ``[(b t), 4·mc]`` (openaimodel3d.py:535-547).
 
         Sinusoids are float32 then cast; each MLP runs on the leading dim it was given (per
-        video or per frame) and is repeated over frames afterwards, like the original.
+        video or per frame) and is repeated over frames afterwards, like the original. Per-frame
+        timesteps ``[B·T]`` (FIFO-Diffusion's diagonal windows, FIFO openaimodel3d.py:534-549) give
+        one embedding row per frame; when they are equal within every video they take the
+        per-video path, so they give the scalar result exactly.
         """
         timesteps = _as_1d(timesteps, device)
+        if t > 1 and timesteps.shape[0] == b * t:
+            per_video = timesteps.reshape(b, t)
+            if bool((per_video == per_video[:, :1]).all()):
+                # Equal per-frame timesteps (ComfyUI always passes one per frame): embed once per video
+                # so the result is the per-video path's exactly (the MLP rounds by row count).
+                timesteps = per_video[:, 0]
         emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(dtype))
         emb = _per_frame(emb, b, t, "timesteps")
         if hasattr(self, "fps_embedding"):
@@ -331,6 +360,29 @@ class VideoCrafterUNet(nn.Module):
             fps_emb = self.fps_embedding(timestep_embedding(fps, self.model_channels).to(dtype))
             emb = emb + _per_frame(fps_emb, b, t, "fps")
         return emb
+
+
+#: Where ControlNet / T2I-Adapter residuals are added (the keys of core's ``control`` dict).
+RESIDUAL_SITES = ("input", "middle", "output")
+
+
+def add_residual(h: torch.Tensor, pending: dict | None, site: str, index: int) -> torch.Tensor:
+    """``h + pending[site].pop()`` like core's ``apply_control`` (a None entry or an empty list adds nothing).
+
+    Unlike core, which only logs a warning, a residual whose channels or size differ from ``h`` raises:
+    it means the control model was built for another UNet, and silently dropping it would hide that.
+    The residual's batch must be ``h``'s (one entry per frame of every video in the batch) or 1.
+    """
+    if not pending or not pending.get(site):
+        return h
+    residual = pending[site].pop()
+    if residual is None:
+        return h
+    if residual.shape[1:] != h.shape[1:] or residual.shape[0] not in (1, h.shape[0]):
+        raise ValueError(f"control residual for the UNet's {site} block {index} has shape {tuple(residual.shape)} but "
+                         f"the feature there is {tuple(h.shape)}: the ControlNet/T2I-Adapter was made for a UNet with "
+                         "other widths or another latent size.")
+    return h + residual.to(device=h.device, dtype=h.dtype)
 
 
 def _as_1d(value, device) -> torch.Tensor:

@@ -23,6 +23,14 @@ DRIVER = Path(__file__).resolve().parent / "drive.mjs"
 INSTALL_SCRIPT = REPO_ROOT / "scripts" / "install_browser_deps.sh"
 EXTENSION_URL_PART = f"/extensions/{host.PACK_LINK_NAME}/"
 EXTENSION_NAME = "videocrafter-suite.appearance"
+# Every frontend extension of the pack is named "videocrafter-suite.<what>", whatever the folder.
+EXTENSION_PREFIX = "videocrafter-suite."
+WEB_SCRIPTS = sorted(path.name for path in (REPO_ROOT / "web").glob("*.js"))
+
+
+def extension_url_part(link_name: str = host.PACK_LINK_NAME) -> str:
+    """``/extensions/<link>/``: where ComfyUI serves the pack's web folder for that folder name."""
+    return f"/extensions/{link_name}/"
 
 
 def node_dir() -> Path:
@@ -124,7 +132,8 @@ def drive(url: str, workflows: list[dict], out_dir: Path, *, timeout_ms: int = 6
 def mentions_extension(entry: dict) -> bool:
     """A console message or page error that points at this pack's frontend code."""
     text = " ".join(str(entry.get(key, "")) for key in ("text", "url", "message", "stack"))
-    return (EXTENSION_URL_PART in text or "videocrafter_suite.js" in text or EXTENSION_NAME in text)
+    return (EXTENSION_URL_PART in text or EXTENSION_PREFIX in text or "[videocrafter-suite]" in text
+            or any(f"/{script}" in text for script in WEB_SCRIPTS))
 
 
 def extension_problems(report: dict) -> list[dict]:

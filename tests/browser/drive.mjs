@@ -12,7 +12,12 @@
 //                 first-run template browser, validate workflows, draw full detail at any zoom)
 //   viewport      {width, height} (default 2400x1000: the example graphs fit at a readable zoom)
 //   timeout_ms    per step (default 60000); queue_timeout_ms for a queued prompt (default 600000)
-//   workflows     [{name, path | graph, queue?: bool, screenshot?: "file.png"}]
+//   workflows     [{name, path | graph, queue?: bool, screenshot?: "file.png", before_js?, probe_js?, shots?}]
+//                 before_js / probe_js: the body of an async function run in the page (argument
+//                 `app`) before the load / after the load (and the queued prompt, if any); what
+//                 probe_js returns is the workflow's `probe`. shots: [{file, delay_ms, clip?}] taken
+//                 after the probe, in order; clip is {x, y, width, height} or the name of a rect in
+//                 probe.rects (page pixels).
 //
 // For each workflow, in order: app.loadGraphData(graph) → missing node types (the frontend's own
 // rule: type not in LiteGraph.registered_node_types), nodes flagged has_errors, dialogs and toasts
@@ -123,6 +128,11 @@ try {
     const graph = spec.graph ?? JSON.parse(fs.readFileSync(spec.path, 'utf8'));
     phase = `load:${name}`;
     const consoleBefore = result.console.length;
+    const runInPage = (body) => page.evaluate(async (source) => {
+      const fn = new Function('app', `return (async () => {${source}\n})();`);
+      try { return await fn(window.app); } catch (error) { return { error: `${error?.message ?? error}\n${error?.stack ?? ''}` }; }
+    }, body);
+    const before = spec.before_js ? await runInPage(spec.before_js) : null;
     const errorsBefore = result.page_errors.length;
     const t0 = Date.now();
     const loaded = await page.evaluate(async (data) => {
@@ -163,6 +173,7 @@ try {
       return report;
     }, graph);
     loaded.name = name;
+    loaded.before = before;
     loaded.load_ms = Date.now() - t0;
     loaded.console = result.console.slice(consoleBefore).filter((m) => m.type === 'error' || m.type === 'warning');
     loaded.page_errors = result.page_errors.slice(errorsBefore);
@@ -195,6 +206,19 @@ try {
         loaded.queue.ms = Date.now() - q0;
         await sleep(1500); // let the UI draw the executed outputs before the screenshot
       }
+    }
+    if (spec.probe_js) {
+      phase = `probe:${name}`;
+      loaded.probe = await runInPage(spec.probe_js);
+    }
+    loaded.shots = [];
+    for (const shot of spec.shots || []) {
+      phase = `shots:${name}`;
+      await sleep(shot.delay_ms ?? 0);
+      const clip = typeof shot.clip === 'string' ? loaded.probe?.rects?.[shot.clip] : shot.clip;
+      const file = path.join(outDir, shot.file);
+      await page.screenshot({ path: file, ...(clip ? { clip } : {}) });
+      loaded.shots.push({ file, clip: clip ?? null, at_ms: since() });
     }
     if (spec.screenshot) {
       phase = `screenshot:${name}`;

@@ -1,8 +1,8 @@
 """Parity runner: ``python -m tests.parity PATH...`` (from the repo root).
 
 Each PATH is a directory (searched recursively) or a single JSON file. Every ``*.config.json``
-(fixture) and every other ``*.json`` that is a manifest (a ``keys`` mapping plus
-``yaml_config_parsed``) is dispatched on its *content* to the first checker whose
+(fixture) and every other ``*.json`` that is a manifest (a ``keys`` mapping; model manifests also carry
+``yaml_config_parsed``, component manifests such as the MiDaS DPT ones do not) is dispatched on its *content* to the first checker whose
 ``matches(config)`` is true. Checkers are discovered, not listed: every module
 ``tests/parity/*_fixtures.py`` (each family adds its own file) plus ``tests/parity/manifests.py``
 (full-size key/shape manifests, tried last). Each exposes ``matches(config) -> bool`` and
@@ -71,7 +71,7 @@ def _is_manifest(path: Path) -> bool:
         data = json.loads(path.read_text())
     except (OSError, ValueError):
         return False
-    return isinstance(data, dict) and isinstance(data.get("keys"), dict) and "yaml_config_parsed" in data
+    return isinstance(data, dict) and isinstance(data.get("keys"), dict)
 
 
 def _display_name(path: Path) -> str:

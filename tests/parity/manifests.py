@@ -19,6 +19,8 @@ from pathlib import Path
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison
+from videocrafter_suite.models.checkpoints.layout import (SCHEDULE_BUFFERS, TEXT_ENCODER_PREFIX, VAE_PREFIX,
+                                                          detect_variant, unwrap_state_dict)
 from videocrafter_suite.models.image.resampler import Resampler, detect_resampler_config
 from videocrafter_suite.models.style.adapter import StyleAdapter, StyleAdapterConfig, attach_style_layers
 from videocrafter_suite.models.style.layout import (check_temporal_state, dual_attention_paths,
@@ -84,6 +86,8 @@ def check(path: Path) -> list[Comparison]:
 
     results += _check_style(name, manifest, model)
 
+    results += _check_hybrid_checkpoint(name, manifest, config)
+
     resampler_keys = _sub(keys, RESAMPLER_PREFIX)
     if resampler_keys:
         resampler = Resampler(detect_resampler_config(resampler_keys, prefix=""), device="meta")
@@ -135,3 +139,39 @@ def _check_style(name: str, manifest: dict, unet: VideoCrafterUNet) -> list[Comp
                                check_temporal_state(flat, unet_shapes),
                                f"{len(temporal)} TemporalTransformers, {len(flat)} tensors"))
     return results
+
+
+def _check_hybrid_checkpoint(name: str, manifest: dict, unet: UNet3DConfig) -> list[Comparison]:
+    """Depth-concat checkpoints (``conditioning_key: hybrid``, Make-Your-Video): what the loader makes of the file.
+
+    From the YAML: the variant detected from keys takes depth, the UNet's extra input channels equal
+    ``in_channels - channels``, no ``scale_arr``; every key is read by the loader (UNet, VAE, text tower, schedule
+    buffers) or knowingly skipped (``depth_stage_model.*`` when the YAML has a ``depth_stage_config``); and the
+    DeepSpeed layout (``deepspeed_layout.prefix`` on every key) unwraps to the same keys.
+    """
+    params = (manifest.get("yaml_config_parsed") or {}).get("model", {}).get("params", {})
+    if params.get("conditioning_key") != "hybrid":
+        return []
+    keys = manifest["keys"]
+    problems = []
+    variant = detect_variant(keys)
+    if not variant.is_depth_to_video:
+        problems.append(f"detected {variant.name}, not a depth-conditioned variant")
+    extra = unet.in_channels - int(params.get("channels", 4))
+    if extra != unet.in_channels - unet.out_channels or extra < 1:
+        problems.append(f"extra input channels {unet.in_channels - unet.out_channels} != {extra} from the YAML")
+    if "scale_arr" in keys or variant.use_scale:
+        problems.append("scale_arr / use_scale present")
+    skipped = ("depth_stage_model.",) if "depth_stage_config" in params else ()
+    read = (UNET_PREFIX, VAE_PREFIX, TEXT_ENCODER_PREFIX)
+    stray = [k for k in keys if not k.startswith(read + skipped) and k not in SCHEDULE_BUFFERS]
+    problems += [f"key neither loaded nor skipped: {k}" for k in stray[:5]]
+    n_skipped = sum(1 for k in keys if k.startswith(skipped)) if skipped else 0
+    out = [_result(name, "hybrid checkpoint: variant, depth channels, every key loaded or skipped", problems,
+                   f"{variant.name}, {extra} depth channel(s), {n_skipped} depth_stage_model.* keys skipped")]
+    prefix = (manifest.get("deepspeed_layout") or {}).get("prefix")
+    if prefix:
+        unwrapped = unwrap_state_dict({"module": {prefix + k: v for k, v in keys.items()}})
+        out.append(_result(name, f"deepspeed layout ('module', '{prefix}' prefix) unwraps to the keys",
+                           compare_keys(keys, unwrapped), f"{len(unwrapped)} keys"))
+    return out

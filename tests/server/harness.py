@@ -187,13 +187,15 @@ def _prompt_id_of(message: dict) -> str | None:
 class ComfyServer:
     """A headless ComfyUI 0.3.75 with this pack linked in; a context manager.
 
-    Each instance gets its own base directory (``custom_nodes/videocrafter-suite`` → the repo,
+    Each instance gets its own base directory (``custom_nodes/<link_name>`` → the repo,
     ``models/<kind>/``, ``input/``, ``output/``) and its own free loopback port, so sessions and
     the demo never share state. The process group is stopped on exit (SIGTERM, then SIGKILL).
     """
 
     def __init__(self, base: Path | None = None, port: int | None = None, log_path: Path | None = None,
-                 startup_timeout: float = 300.0, extra_args: tuple[str, ...] = ()):
+                 startup_timeout: float = 300.0, extra_args: tuple[str, ...] = (),
+                 link_name: str = host.PACK_LINK_NAME):
+        self.link_name = link_name  # the pack's folder name in custom_nodes/ (and its /extensions/ URL)
         self._own_base = base is None
         self.base = Path(base) if base is not None else Path(tempfile.mkdtemp(prefix="comfy-base-"))
         self.port = port or host.free_port()
@@ -211,7 +213,8 @@ class ComfyServer:
         began = time.monotonic()
         try:
             self._process = host.start(self.port, log_path=self.log_path, wait=True, timeout=self.startup_timeout,
-                                       base=self.base, extra_args=self.extra_args, die_with_parent=True)
+                                       base=self.base, extra_args=self.extra_args, die_with_parent=True,
+                                       link_name=self.link_name)
         except host.HostError as error:
             raise host.HostError(f"{error}\n--- last lines of the log ---\n{self.log_tail()}") from error
         self.startup_seconds = time.monotonic() - began
@@ -274,7 +277,7 @@ class ComfyServer:
         ComfyUI keeps serving when a pack fails to import, so the log is the only witness.
         """
         text = self.log_text()
-        pack_dir = f"custom_nodes/{host.PACK_LINK_NAME}"  # the cache folder has the same name: match the link
+        pack_dir = f"custom_nodes/{self.link_name}"  # the cache folder may have the same name: match the link
         failures = [line for line in text.splitlines()
                     if pack_dir in line and re.search(
                         r"IMPORT FAILED|Cannot import|Error while calling comfy_entrypoint|"
