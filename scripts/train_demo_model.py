@@ -307,13 +307,15 @@ def train_unet(args, work: Path, pool: dict):
     signal = VC2_512.signal_scale(torch.arange(1000)).float()  # sqrt(acp_t) * s_t (VC2 scale_arr)
     noise_std = (1.0 - acp).sqrt()
     frames = data.FRAMES
-    meter = Meter(args.unet_steps, start)
-    if start < args.unet_steps:
-        log(f"UNet+text: training {args.unet_steps - start} steps, batch {args.batch} clips of {frames} frames")
+    total = args.unet_steps + args.extra_steps
+    meter = Meter(total, start)
+    if start < total:
+        log(f"UNet+text: training {total - start} steps, batch {args.batch} clips of {frames} frames")
     unet.train()
-    for step in range(start, args.unet_steps):
-        for group in optimiser.param_groups:
-            group["lr"] = lr_at(step, args.unet_steps, args.unet_lr)
+    for step in range(start, total):
+        for group in optimiser.param_groups:  # cosine over --unet-steps, then constant (any stop point reproduces)
+            group["lr"] = (lr_at(step, args.unet_steps, args.unet_lr) if step < args.unet_steps
+                           else args.unet_lr * args.extra_lr_factor)
         generator = step_generator(args.seed, 3, step)
         picks = torch.randint(latents.shape[0], (args.batch,), generator=generator)
         x0 = latents[picks].float()  # [B, T, 4, h, w]
@@ -345,15 +347,30 @@ def train_unet(args, work: Path, pool: dict):
                     if v.dtype.is_floating_point:
                         store[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
         meter.add(float(loss.detach()))
-        if (step + 1) % args.log_every == 0 or step + 1 == args.unet_steps:
+        if (step + 1) % args.log_every == 0 or step + 1 == total:
             log(f"UNet {meter.line(step)}")
-        if (step + 1) % args.save_every == 0 or step + 1 == args.unet_steps:
+        if (step + 1) % args.save_every == 0 or step + 1 == total:
             save_atomic({"unet": unet.state_dict(), "text": tower.transformer.state_dict(), "ema": ema,
                          "ema_text": ema_text, "optimiser": optimiser.state_dict(), "step": step + 1,
                          "recent_losses": meter.values[-200:]}, path)
     recent = meter.values[-200:] or load_if_any(path)["recent_losses"]
     log(f"UNet: final loss (mean of the last {len(recent)} steps) {sum(recent) / len(recent):.4f}")
-    return ema, comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+    text_state = comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+    used = sorted({token for tokens in token_table.values() for token in tokens})
+    return ema, blank_unused_tokens(text_state, used)
+
+
+def blank_unused_tokens(text_state: dict, used: list[int]) -> dict:
+    """Zero the token-embedding rows no training caption uses (they were never trained: random init).
+
+    The table keeps OpenCLIP's full 49408 rows, as the loader expects; zero rows make any other word a
+    blank token and let git store the file compressed (most of the table is those rows).
+    """
+    key = next(k for k in text_state if k.endswith("token_embedding.weight"))
+    table = torch.zeros_like(text_state[key])
+    table[used] = text_state[key][used]
+    log(f"text tower: {len(used)} token rows trained and kept, {table.shape[0] - len(used)} blanked")
+    return {**text_state, key: table}
 
 
 # --- stage 4: export ------------------------------------------------------------------------------------------
@@ -369,6 +386,7 @@ def export(args, unet_state: dict, vae_state: dict, text_state: dict) -> Path:
     save_file(state, temporary, metadata={"videocrafter_suite": "demonstration model: tiny VC2 trained on "
                                           "procedural shapes by scripts/train_demo_model.py"})
     os.replace(temporary, output)
+    output.chmod(0o644)
     loaded = load_videocrafter_checkpoint(str(output))  # the loader accepts it like a released model.ckpt
     log(f"exported {output} ({output.stat().st_size / 2 ** 20:.2f} MiB), loads as {loaded.variant.description}")
     return output
@@ -389,6 +407,9 @@ def main(argv=None) -> int:
     parser.add_argument("--kl-weight", type=float, default=1e-3)
     parser.add_argument("--pool", type=int, default=306, help="training clips encoded once (1.5 per caption)")
     parser.add_argument("--unet-steps", type=int, default=700)
+    parser.add_argument("--extra-steps", type=int, default=500,
+                        help="steps after --unet-steps at a constant lr (unet-lr x extra-lr-factor)")
+    parser.add_argument("--extra-lr-factor", type=float, default=0.3)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--unet-lr", type=float, default=1e-3)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
