@@ -6,7 +6,7 @@ README §3 "Depth path") steps 1-3, which are the depth *estimation* part:
 1. frames ``[N, 3, H, W]`` in [-1, 1] (``(uint8/255 - 0.5)·2``, ``inference_videorerendering.py:86-87``;
    this *is* MiDaS's NormalizeImage(0.5, 0.5), no other normalisation is applied);
 2. ``F.interpolate(size=(384, 384), mode='bicubic')`` — align_corners False, **no antialias**, aspect
-   not kept (``prepare_midas_input``);
+   not kept (``structure.midas_input``, shared with the structure path);
 3. the DPT, then ``unsqueeze(1)`` and a same-size bicubic resize (``MiDaSInference.forward``,
    ``midas/api.py:158-170``; an exact identity, kept for fidelity).
 
@@ -22,13 +22,8 @@ import torch
 import torch.nn.functional as F
 
 from .dpt import NET_SIZE
-
-MINMAX_EPS = 1e-7  # get_batch_depth: 2*(d - min)/(max - min + 1e-7) - 1 (ddpm3d.py:676)
-
-
-def prepare_midas_input(frames: torch.Tensor, size: int = NET_SIZE) -> torch.Tensor:
-    """Step 2: bicubic (no antialias, align_corners False) to ``size × size``."""
-    return F.interpolate(frames, size=(size, size), mode="bicubic", align_corners=False)
+from .structure import NORM_EPS as MINMAX_EPS  # get_batch_depth: 2*(d - min)/(max - min + 1e-7) - 1 (ddpm3d.py:676)
+from .structure import midas_input
 
 
 @torch.no_grad()
@@ -36,7 +31,7 @@ def estimate_inverse_depth(model: torch.nn.Module, frames: torch.Tensor, size: i
     """Steps 1-3: frames ``[N, 3, H, W]`` in [-1, 1] → MiDaS inverse depth ``[N, 1, size, size]`` (≥ 0)."""
     if frames.ndim != 4 or frames.shape[1] != 3:
         raise ValueError(f"expected frames [N, 3, H, W], got {tuple(frames.shape)}")
-    x = prepare_midas_input(frames, size)
+    x = midas_input(frames, size)
     prediction = model(x).unsqueeze(1)
     return F.interpolate(prediction, size=x.shape[2:], mode="bicubic", align_corners=False)
 

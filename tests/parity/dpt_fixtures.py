@@ -33,7 +33,8 @@ from safetensors.torch import load_file
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
 from videocrafter_suite.models.depth.dpt import DPTConfig, DPTDepthModel, detect_backbone
-from videocrafter_suite.models.depth.dpt_run import estimate_inverse_depth, prepare_midas_input
+from videocrafter_suite.models.depth.dpt_run import estimate_inverse_depth
+from videocrafter_suite.models.depth.structure import midas_input
 
 F32_ATOL = 1e-5
 F64_ATOL = 1e-9
@@ -143,7 +144,7 @@ def check_fixture(config_path: Path, config: dict) -> list[Comparison]:
                                                   dtype=dtype).eval()
             frames = _frames(video.to(dtype))
             capture = {} if tag == "f32" else None
-            x = prepare_midas_input(frames)
+            x = midas_input(frames)
             raw = model(x, capture)
             # the public entry point (steps 1-3) must give the same map
             runs[tag] = (x, raw, capture, estimate_inverse_depth(model, frames))
