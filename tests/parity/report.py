@@ -48,3 +48,8 @@ def compare(fixture: str, name: str, actual: torch.Tensor, expected: torch.Tenso
     scale = float(expected.double().abs().max()) if expected.numel() else 0.0
     max_rel = max_abs / scale if scale > 0 else max_abs
     return Comparison(fixture, name, max_abs, max_rel, atol, rtol, note)
+
+
+def failed(fixture: str, name: str, note: str) -> Comparison:
+    """A check that could not be made (missing tensor, exception, wrong shape): printed as FAIL with the reason."""
+    return Comparison(fixture, name, float("inf"), float("inf"), atol=0.0, note=note)

@@ -24,6 +24,7 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
+from tests.parity.report import failed as _failed
 from videocrafter_suite.models.sampling import ddim as D
 from videocrafter_suite.models.sampling import schedule as S
 
@@ -56,10 +57,6 @@ def _tensor_file(config_path: Path) -> Path:
         if p.is_file():
             return p
     raise FileNotFoundError(f"no tensor file for {config_path} ({stem}.safetensors / {stem}.io.safetensors)")
-
-
-def _failed(fixture: str, name: str, note: str) -> Comparison:
-    return Comparison(fixture, name, float("inf"), float("inf"), atol=0.0, note=note)
 
 
 def _exact(fixture: str, name: str, actual: torch.Tensor, expected: torch.Tensor) -> Comparison:

@@ -28,6 +28,7 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
+from tests.parity.report import failed as _failed
 from videocrafter_suite.models.sampling import ddim as D
 from videocrafter_suite.models.sampling import schedule as S
 from videocrafter_suite.models.sampling.guidance import multi_condition_cfg
@@ -49,10 +50,6 @@ PRIORITY = 10  # before unet_fixtures: these configs carry unet_kwargs too
 def matches(config: dict) -> bool:
     """StyleCrafter fixtures: UNet kwargs plus a style ``adapter_config``."""
     return isinstance(config.get("unet_kwargs"), dict) and isinstance(config.get("adapter_config"), dict)
-
-
-def _failed(fixture: str, name: str, note: str) -> Comparison:
-    return Comparison(fixture, name, float("inf"), float("inf"), atol=0.0, note=note)
 
 
 def _heads(config: dict) -> tuple[int, int]:

@@ -27,6 +27,7 @@ from safetensors.torch import load_file
 
 import tests.pack  # noqa: F401  (registers the repo as ``videocrafter_suite``)
 from tests.parity.report import Comparison, compare
+from tests.parity.report import failed as _failed
 from videocrafter_suite.models.image.resampler import Resampler, ResamplerConfig, detect_resampler_config
 from videocrafter_suite.models.unet.unet3d import UNet3DConfig, VideoCrafterUNet
 from videocrafter_suite.models.unet.detect import UNET_PREFIX, config_differences, detect_unet_config
@@ -46,10 +47,6 @@ def matches(config: dict) -> bool:
 def _files(config_path: Path) -> tuple[Path, Path]:
     stem = config_path.name[: -len(".config.json")]
     return config_path.with_name(stem + ".weights.safetensors"), config_path.with_name(stem + ".io.safetensors")
-
-
-def _failed(fixture: str, name: str, note: str) -> Comparison:
-    return Comparison(fixture, name, float("inf"), float("inf"), atol=0.0, note=note)
 
 
 def _count(fixture: str, name: str, problems: list[str], note_ok: str) -> Comparison:
