@@ -254,11 +254,24 @@ class GEGLU(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x, gate = self.proj(x).chunk(2, dim=-1)
-        return x * F.gelu(gate)
+        if torch.is_grad_enabled():
+            return x * F.gelu(gate)
+        return F.gelu(gate).mul_(x)  # inference: multiply into gelu's fresh buffer (same products)
+
+
+#: Inference bound on the feed-forward's widest intermediate (GEGLU's ``[rows, 8·dim]`` projection), in elements
+#: (2^23 = 32 MiB in fp32): tokens are fed through in chunks of at most ``FF_CHUNK_ELEMENTS // (8·dim)`` rows.
+FF_CHUNK_ELEMENTS = 2 ** 23
 
 
 class FeedForward(nn.Module):
-    """``GEGLU(dim, 4*dim) → Dropout → Linear`` (attention.py:386-403; keys ``net.0.proj``, ``net.2``)."""
+    """``GEGLU(dim, 4*dim) → Dropout → Linear`` (attention.py:386-403; keys ``net.0.proj``, ``net.2``).
+
+    Every token is independent here, so under inference (no autograd) the tokens run in chunks of rows
+    (:data:`FF_CHUNK_ELEMENTS`) written into one output: the ``[tokens, 8·dim]`` intermediate — the largest
+    tensor of the UNet at full resolution, 8× the residual stream — no longer grows with frames × pixels.
+    Each row's products are the same as unchunked. With autograd on (training) it runs in one piece.
+    """
 
     def __init__(self, dim: int, mult: int = 4, dropout: float = 0.0, *, operations=nn,
                  dtype=None, device=None):
@@ -270,7 +283,18 @@ class FeedForward(nn.Module):
             operations.Linear(inner, dim, dtype=dtype, device=device))
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.net(x)
+        rows = x.shape[:-1].numel()
+        chunk = max(1, FF_CHUNK_ELEMENTS // self.net[0].proj.out_features)
+        if torch.is_grad_enabled() or rows <= chunk:
+            return self.net(x)
+        flat = x.reshape(rows, x.shape[-1])
+        out = None
+        for start in range(0, rows, chunk):
+            y = self.net(flat[start:start + chunk])
+            if out is None:
+                out = y.new_empty(rows, y.shape[-1])
+            out[start:start + y.shape[0]] = y
+        return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
 class BasicTransformerBlock(nn.Module):
@@ -403,12 +427,11 @@ class TemporalTransformer(nn.Module):
         b, c, t, h, w = x.shape
         x_in = x
         x = self.norm(x)
-        x = x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t)  # (b h w) c t
-        if not self.use_linear:
-            x = self.proj_in(x)
-        x = x.transpose(1, 2).contiguous()  # (b h w) t c
         if self.use_linear:
-            x = self.proj_in(x)
+            x = self.proj_in(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))  # (b h w) t c: one copy
+        else:
+            x = self.proj_in(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t))  # (b h w) c t for Conv1d
+            x = x.transpose(1, 2).contiguous()  # (b h w) t c
         mask = None
         if self.causal_attention and self.causal_block_size is not None:
             mask = sliding_causal_mask(t, self.causal_block_size, device=x.device)
@@ -420,12 +443,12 @@ class TemporalTransformer(nn.Module):
         else:
             x = self._cross_frames(x, context, b, t, h * w)
         if self.use_linear:
-            x = self.proj_out(x)
-            x = x.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2).contiguous()
+            x = self.proj_out(x).reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
         else:
-            x = self.proj_out(x.transpose(1, 2).contiguous())  # (b h w) c t
-            x = x.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2).contiguous()
-        return x + x_in
+            x = self.proj_out(x.transpose(1, 2).contiguous()).reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+        # The residual sum does the layout change back (no separate copy) and takes x_in's layout: called from
+        # the UNet, x_in is a [b, c, t, h, w] view of its (b t) c h w memory, so returning to it is free.
+        return x_in + x
 
     def _cross_frames(self, x, context, b, t, hw):
         """The original's (unreleased) temporal cross-attention (attention.py:353-363).

@@ -15,6 +15,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frame_conv import FrameConvStage
 from .spatial_temporal_conv import SpatialAwareTemporalConvBlock
 
 _LOW_PRECISION = (torch.float16, torch.bfloat16)
@@ -99,7 +100,9 @@ class TemporalConvBlock(nn.Module):
     """Four ``GroupNorm(32) → SiLU → [Dropout] → Conv3d (3,1,1)`` stages + identity.
 
     openaimodel3d.py:237-276 (``tempspatial_aware`` false). The GroupNorm (plain, eps 1e-5)
-    sees ``[b, c, t, h, w]``, so its statistics span all frames.
+    sees ``[b, c, t, h, w]``, so its statistics span all frames. Each (3,1,1) conv runs as the equivalent
+    (3,1) Conv2d (:class:`.frame_conv.FrameConvStage`); the identity is added as ``x + h`` so that the sum
+    keeps ``x``'s memory layout (the UNet's ``(b t)`` one: turning it back is then free).
     """
 
     def __init__(self, channels: int, dropout: float = 0.1, *, operations=nn, dtype=None,
@@ -113,13 +116,13 @@ class TemporalConvBlock(nn.Module):
         def norm():
             return operations.GroupNorm(32, channels, **factory)
 
-        self.conv1 = nn.Sequential(norm(), nn.SiLU(), conv())
-        self.conv2 = nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
-        self.conv3 = nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
-        self.conv4 = nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
+        self.conv1 = FrameConvStage(norm(), nn.SiLU(), conv())
+        self.conv2 = FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
+        self.conv3 = FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
+        self.conv4 = FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), conv())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.conv4(self.conv3(self.conv2(self.conv1(x)))) + x
+        return x + self.conv4(self.conv3(self.conv2(self.conv1(x))))
 
 
 class ResBlock(TimestepBlock):

@@ -18,6 +18,8 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from .frame_conv import FrameConvStage
+
 
 class SpatialAwareTemporalConvBlock(nn.Module):
     """``x + conv_last(conv.3(conv.2(conv.1(conv.0(x)))))`` on ``[b, c, t, h, w]`` (see module docstring)."""
@@ -34,12 +36,14 @@ class SpatialAwareTemporalConvBlock(nn.Module):
             return operations.GroupNorm(32, channels, **factory)
 
         spatial = operations.Conv3d(channels, channels, (1, 3, 3), padding=(0, 1, 1), **factory)
+        # Temporal (3,1,1) convs run as the equivalent (3,1) Conv2d (FrameConvStage); the spatial one as given.
         self.conv = nn.Sequential(
-            nn.Sequential(norm(), nn.SiLU(), temporal()),
+            FrameConvStage(norm(), nn.SiLU(), temporal()),
             nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), spatial),
-            nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), temporal()),
-            nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), temporal()))
-        self.conv_last = nn.Sequential(norm(), nn.SiLU(), nn.Dropout(dropout), temporal())
+            FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), temporal()),
+            FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), temporal()))
+        self.conv_last = FrameConvStage(norm(), nn.SiLU(), nn.Dropout(dropout), temporal())
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
+        # x first: the sum keeps x's memory layout (the UNet's (b t) one), so turning it back is free.
         return x + self.conv_last(self.conv(x))

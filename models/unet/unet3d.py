@@ -326,8 +326,9 @@ class VideoCrafterUNet(nn.Module):
         h = self.middle_block(h, emb, **kwargs)
         h = add_residual(h, pending, "middle", 0)
         for index, block in enumerate(self.output_blocks):
-            skip = add_residual(skips.pop(), pending, "output", index)
-            h = block(torch.cat([h, skip], dim=1), emb, **kwargs)
+            # Rebind h before the block runs so the un-concatenated h and skip are freed (activation peak).
+            h = torch.cat([h, add_residual(skips.pop(), pending, "output", index)], dim=1)
+            h = block(h, emb, **kwargs)
         y = self.out(h)
         if five_d:
             y = y.reshape(b, t, *y.shape[1:]).transpose(1, 2)
@@ -340,26 +341,43 @@ class VideoCrafterUNet(nn.Module):
         video or per frame) and is repeated over frames afterwards, like the original. Per-frame
         timesteps ``[B·T]`` (FIFO-Diffusion's diagonal windows, FIFO openaimodel3d.py:534-549) give
         one embedding row per frame; when they are equal within every video they take the
-        per-video path, so they give the scalar result exactly.
+        per-video path, so they give the scalar result exactly (the MLP rounds by row count).
+
+        That choice depends on tensor values, so it is made branch-free: both paths are computed
+        (a few MLP rows) and ``torch.where`` on the 0-d "all equal" tensor picks one. No host sync and
+        no data-dependent Python branch, so ``torch.compile`` traces the whole forward as one graph.
         """
         timesteps = _as_1d(timesteps, device)
+        uniform = None
         if t > 1 and timesteps.shape[0] == b * t:
             per_video = timesteps.reshape(b, t)
-            if bool((per_video == per_video[:, :1]).all()):
-                # Equal per-frame timesteps (ComfyUI always passes one per frame): embed once per video
-                # so the result is the per-video path's exactly (the MLP rounds by row count).
-                timesteps = per_video[:, 0]
-        emb = self.time_embed(timestep_embedding(timesteps, self.model_channels).to(dtype))
-        emb = _per_frame(emb, b, t, "timesteps")
-        if hasattr(self, "fps_embedding"):
-            if fps is None:
-                fps = DEFAULT_FPS
-            if isinstance(fps, (int, float)):
-                fps = torch.full_like(timesteps, fps)
-            fps = _as_1d(fps, device)
-            fps_emb = self.fps_embedding(timestep_embedding(fps, self.model_channels).to(dtype))
-            emb = emb + _per_frame(fps_emb, b, t, "fps")
-        return emb
+            uniform = (per_video == per_video[:, :1]).all()
+            emb = _select(uniform, self._mlp_rows(self.time_embed, per_video[:, 0], b, t, dtype, "timesteps"),
+                          self._mlp_rows(self.time_embed, timesteps, b, t, dtype, "timesteps"))
+        else:
+            emb = self._mlp_rows(self.time_embed, timesteps, b, t, dtype, "timesteps")
+        if not hasattr(self, "fps_embedding"):
+            return emb
+        if fps is None:
+            fps = DEFAULT_FPS
+        if not isinstance(fps, (int, float)):
+            return emb + self._mlp_rows(self.fps_embedding, _as_1d(fps, device), b, t, dtype, "fps")
+        # A number: one row per timestep row of the path taken (per video or per frame), like the original's
+        # ``full_like(timesteps, fps)``.
+        per_frame = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps, fps), b, t, dtype, "fps")
+        if uniform is None:
+            return emb + per_frame
+        per_video = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps[:b], fps), b, t, dtype, "fps")
+        return emb + _select(uniform, per_video, per_frame)
+
+    def _mlp_rows(self, mlp, values, b, t, dtype, name):
+        """``mlp(sinusoid(values))`` on the rows given, then per frame ``[(b t), 4·mc]``."""
+        return _per_frame(mlp(timestep_embedding(values, self.model_channels).to(dtype)), b, t, name)
+
+
+def _select(condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
+    """``if_true`` where the 0-d bool ``condition`` holds else ``if_false``: an exact element pick, no sync."""
+    return torch.where(condition, if_true, if_false)
 
 
 #: Where ControlNet / T2I-Adapter residuals are added (the keys of core's ``control`` dict).

@@ -1,0 +1,132 @@
+"""The UNet's performance rewrites compute the same function (issue 10, docs/performance.md).
+
+* temporal (3,1,1) Conv3d as a (3,1) Conv2d (``models/unet/frame_conv.py``), with ComfyUI's weight handling
+  kept in charge when a layer has weights to cast or patch;
+* token-chunked feed-forward under inference, one piece under autograd (training stays correct);
+* the time/fps embedding without a data-dependent branch (no ``torch.compile`` graph break).
+"""
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+from videocrafter_suite.models.unet import attention
+from videocrafter_suite.models.unet.frame_conv import FrameConvStage, frame_conv
+from videocrafter_suite.models.unet.resblocks import TemporalConvBlock
+from videocrafter_suite.models.unet.spatial_temporal_conv import SpatialAwareTemporalConvBlock
+from tests.test_unet_unit import assert_same_function, inputs, make
+
+
+def _conv3d(c_in, c_out, padding_mode="zeros", seed=0):
+    torch.manual_seed(seed)
+    return nn.Conv3d(c_in, c_out, (3, 1, 1), padding=(1, 0, 0), padding_mode=padding_mode).eval()
+
+
+@pytest.mark.parametrize("padding_mode", ["zeros", "replicate"])
+@torch.no_grad()
+def test_frame_conv_equals_conv3d_without_calling_it(padding_mode):
+    conv = _conv3d(8, 6, padding_mode)
+    calls = []
+    conv.register_forward_hook(lambda *a: calls.append(1))
+    # A [b, c, t, h, w] view of (b t) c h w memory, as the UNet hands it over.
+    x = torch.randn(2, 5, 8, 3, 4).transpose(1, 2)
+    expected = nn.Conv3d.forward(conv, x)
+    assert_same_function(frame_conv(conv, x), expected)
+    assert not calls, "the fast path must not run the Conv3d module"
+
+
+@torch.no_grad()
+def test_frame_conv_leaves_comfy_weight_handling_in_charge():
+    """A layer with weights to cast (manual_cast) or patch (LoRA weight_function) runs its own forward."""
+    for attribute, value in (("comfy_cast_weights", True), ("weight_function", [lambda w: w])):
+        conv = _conv3d(4, 4)
+        setattr(conv, attribute, value)
+        calls = []
+        conv.register_forward_hook(lambda *a: calls.append(1))
+        frame_conv(conv, torch.randn(1, 4, 3, 2, 2))
+        assert calls == [1], attribute
+    spatial = nn.Conv3d(4, 4, (1, 3, 3), padding=(0, 1, 1))  # not a frame kernel
+    x = torch.randn(1, 4, 3, 5, 5)
+    torch.testing.assert_close(frame_conv(spatial, x), spatial(x), rtol=0, atol=0)
+
+
+@pytest.mark.parametrize("block_cls", [TemporalConvBlock, SpatialAwareTemporalConvBlock])
+@torch.no_grad()
+def test_temporal_conv_blocks_equal_plain_sequential(block_cls):
+    torch.manual_seed(0)
+    block = block_cls(32).eval()
+    stages = [m for m in block.modules() if isinstance(m, FrameConvStage)]
+    assert len(stages) == 4
+    x = torch.randn(2, 5, 32, 4, 3).transpose(1, 2)  # b c t h w view of (b t) memory
+    actual = block(x)
+    for stage in stages:  # the reference: every stage as the plain Sequential of the original
+        stage.forward = nn.Sequential.forward.__get__(stage)
+    assert_same_function(actual, block(x))
+    assert actual.transpose(1, 2).is_contiguous(), "the result keeps the (b t) layout of the input"
+
+
+def test_feed_forward_chunks_tokens_under_inference_only(monkeypatch):
+    torch.manual_seed(0)
+    ff = attention.FeedForward(16).eval()
+    x = torch.randn(3, 37, 16)
+    reference = ff(x).detach()  # autograd on: one piece
+    monkeypatch.setattr(attention, "FF_CHUNK_ELEMENTS", 10 * 2 * 64)  # 10 rows per chunk: 12 chunks, last short
+    calls = []
+    ff.net[0].register_forward_hook(lambda m, i, o: calls.append(i[0].shape[:-1].numel()))
+    with torch.inference_mode():
+        chunked = ff(x)
+    assert calls == [10] * 11 + [1]
+    assert_same_function(chunked, reference)
+    calls.clear()
+    x.requires_grad_(True)
+    y = ff(x)
+    y.square().sum().backward()  # training path: in one piece, in-place-free, differentiable
+    assert calls == [111] and x.grad is not None and torch.isfinite(x.grad).all()
+
+
+def test_unet_chunked_equals_unchunked_and_trains(monkeypatch):
+    model = make()
+    d = inputs()
+    args = (d["x"], d["t"], d["ctx"], d["fps"])
+    with torch.inference_mode():
+        whole = model(*args, image_context=d["img"])
+        monkeypatch.setattr(attention, "FF_CHUNK_ELEMENTS", 512)
+        chunked = model(*args, image_context=d["img"])
+    assert_same_function(chunked, whole)
+    model.train()  # autograd through every rewritten path (temporal convs, layouts, feed-forward)
+    loss = model(*args, image_context=d["img"]).square().mean()
+    loss.backward()
+    grads = [p.grad for p in model.parameters() if p.requires_grad]
+    assert all(g is not None and torch.isfinite(g).all() for g in grads)
+    assert model.input_blocks[1][0].temopral_conv.conv1[-1].weight.grad.abs().sum() > 0
+
+
+@torch.no_grad()
+def test_per_frame_timesteps_pick_the_right_path_without_a_branch():
+    model = make()
+    b, t = 2, 3
+    uniform = torch.tensor([999.0] * t + [421.0] * t)
+    per_video = model._embed(torch.tensor([999.0, 421.0]), 28, b, t, torch.float32, "cpu")
+    torch.testing.assert_close(model._embed(uniform, 28, b, t, torch.float32, "cpu"), per_video, rtol=0, atol=0)
+    mixed = torch.tensor([999.0, 998.0, 997.0, 421.0, 421.0, 421.0])
+    per_frame = model._embed(mixed, 28, b, t, torch.float32, "cpu")
+    # Row by row the same as embedding each frame's timestep on its own (FIFO-Diffusion's diagonal windows).
+    for row, value in enumerate(mixed.tolist()):
+        one = model._embed(torch.tensor([value]), torch.tensor([28]), 1, 1, torch.float32, "cpu")
+        assert_same_function(per_frame[row:row + 1], one)
+    assert not torch.equal(per_frame[0], per_frame[1])
+
+
+def test_embedding_has_no_graph_break():
+    """The "equal per-frame timesteps" choice is a tensor select, so dynamo traces it in one graph."""
+    import torch._dynamo
+
+    model = make()
+    torch._dynamo.reset()
+    with torch.inference_mode():
+        report = torch._dynamo.explain(model._embed)(torch.full((6,), 421.0), 28, 2, 3, torch.float32, "cpu")
+    assert report.graph_break_count == 0, [r.reason for r in report.break_reasons]
+    assert report.graph_count == 1
+    torch._dynamo.reset()
+
