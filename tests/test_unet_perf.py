@@ -2,7 +2,8 @@
 
 * temporal (3,1,1) Conv3d as a (3,1) Conv2d (``models/unet/frame_conv.py``), with ComfyUI's weight handling
   kept in charge when a layer has weights to cast or patch;
-* token-chunked feed-forward under inference, one piece under autograd (training stays correct);
+* chunks under inference — feed-forward by tokens, attention by sequences, spatial transformers by frames,
+  temporal transformers by pixel sequences — and one piece under autograd (training stays correct);
 * the time/fps embedding without a data-dependent branch (no ``torch.compile`` graph break).
 """
 from __future__ import annotations
@@ -85,6 +86,55 @@ def test_feed_forward_chunks_tokens_under_inference_only(monkeypatch):
     assert calls == [111] and x.grad is not None and torch.isfinite(x.grad).all()
 
 
+@pytest.mark.parametrize("kind", ["self", "cross", "relative_causal", "image"])
+def test_attention_chunks_sequences_under_inference_only(monkeypatch, kind):
+    torch.manual_seed(0)
+    relative = kind == "relative_causal"
+    layer = attention.CrossAttention(16, None if kind in ("self", "relative_causal") else 12, heads=2, dim_head=8,
+                                     relative_position=relative, temporal_length=4 if relative else None,
+                                     img_cross_attention=kind == "image").eval()
+    x = torch.randn(7, 5, 16)
+    kwargs = {}
+    if kind in ("cross", "image"):
+        kwargs["context"] = torch.randn(7, 6, 12)
+    if kind == "image":
+        kwargs["image_context"] = torch.randn(7, 3, 12)
+    if relative:
+        kwargs["mask"] = torch.ones(5, 5, dtype=torch.bool).tril()
+    reference = layer(x, **kwargs).detach()  # autograd on: one piece
+    monkeypatch.setattr(attention, "ATTENTION_CHUNK_ELEMENTS", 3 * 6 * 16)  # 3 sequences per chunk: 3, 3, 1
+    calls = []
+    layer.to_q.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    with torch.inference_mode():
+        chunked = layer(x, **kwargs)
+    assert calls == [3, 3, 1]
+    assert_same_function(chunked, reference)
+
+
+def test_spatial_transformer_chunks_frames_with_style_and_image_tokens(monkeypatch):
+    from videocrafter_suite.models.style.adapter import StyleKV
+
+    torch.manual_seed(0)
+    layer = attention.SpatialTransformer(32, 2, 16, context_dim=12, use_linear=True, img_cross_attention=True).eval()
+    layer.transformer_blocks[0].attn2.processor = StyleKV(12, 32, 1)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    g = torch.Generator().manual_seed(1)
+    frames = 5
+    x = torch.randn(frames, 32, 3, 4, generator=g)
+    ctx, img = torch.randn(frames, 6, 12, generator=g), torch.randn(frames, 2, 12, generator=g)
+    style = attention.StyleInputs(torch.randn(frames, 3, 12, generator=g), torch.rand(frames, 2, generator=g), 0.7)
+    reference = layer(x, ctx, image_context=img, image_scale=0.5, style=style).detach()
+    monkeypatch.setattr(attention, "LAYER_CHUNK_ELEMENTS", 2 * 12 * 32)  # 2 frames of 12 tokens x 32: 2, 2, 1
+    calls = []
+    layer.norm.register_forward_hook(lambda m, i, o: calls.append(i[0].shape[0]))
+    with torch.inference_mode():
+        chunked = layer(x, ctx, image_context=img, image_scale=0.5, style=style)
+    assert calls == [2, 2, 1]
+    assert_same_function(chunked, reference)
+
+
 def test_unet_chunked_equals_unchunked_and_trains(monkeypatch):
     model = make()
     d = inputs()
@@ -92,6 +142,8 @@ def test_unet_chunked_equals_unchunked_and_trains(monkeypatch):
     with torch.inference_mode():
         whole = model(*args, image_context=d["img"])
         monkeypatch.setattr(attention, "FF_CHUNK_ELEMENTS", 512)
+        monkeypatch.setattr(attention, "ATTENTION_CHUNK_ELEMENTS", 512)
+        monkeypatch.setattr(attention, "LAYER_CHUNK_ELEMENTS", 2048)  # frames / pixel sequences in chunks
         chunked = model(*args, image_context=d["img"])
     assert_same_function(chunked, whole)
     model.train()  # autograd through every rewritten path (temporal convs, layouts, feed-forward)

@@ -27,6 +27,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from .causal_window import sliding_causal_mask
+from .row_chunks import map_row_chunks, rows_per_chunk
 
 #: The original hard-codes the text length at which I2V context is split (attention.py:60).
 TEXT_CONTEXT_LEN = 77
@@ -138,6 +139,16 @@ class RelativePosition(nn.Module):
         return table[index + self.max_relative_position]
 
 
+#: Inference bound on a transformer layer's token stream per chunk, in elements (2^23 = 32 MiB in fp32): a
+#: SpatialTransformer runs its frames, a TemporalTransformer its pixel sequences, in chunks that fit.
+LAYER_CHUNK_ELEMENTS = 2 ** 21
+
+#: Inference bound on one attention call's per-head tensors (q, k, v, output ``[sequences, tokens, heads·d]``), in
+#: elements (2^23 = 32 MiB in fp32): the batch of sequences (frames for spatial, pixels for temporal attention)
+#: runs in chunks that fit (``models/unet/row_chunks.py``).
+ATTENTION_CHUNK_ELEMENTS = 2 ** 21
+
+
 class CrossAttention(nn.Module):
     """Multi-head (cross-)attention with optional relative position and image tokens.
 
@@ -199,6 +210,19 @@ class CrossAttention(nn.Module):
             out = attention_override(self, x, mask)
             if out is not None:
                 return out
+        if (not torch.is_grad_enabled() and style is None
+                and (context is None or context.shape[0] == x.shape[0])
+                and (image_context is None or image_context.shape[0] == x.shape[0])):
+            # Inference: sequences of the batch are independent; bound q/k/v/output per chunk of them.
+            tokens = max(x.shape[1], 0 if context is None else context.shape[1])
+            rows = rows_per_chunk(ATTENTION_CHUNK_ELEMENTS, tokens * self.heads * self.dim_head)
+            if rows < x.shape[0]:
+                return map_row_chunks(lambda xs, cs, ics: self._attend(xs, cs, mask, ics, image_scale, None),
+                                      rows, x, context, image_context)
+        return self._attend(x, context, mask, image_context, image_scale, style)
+
+    def _attend(self, x, context, mask, image_context, image_scale, style):
+        """The attention itself (see :meth:`forward`)."""
         h = self.heads
         q = _split_heads(self.to_q(x), h)
         source = x if context is None else context
@@ -261,7 +285,7 @@ class GEGLU(nn.Module):
 
 #: Inference bound on the feed-forward's widest intermediate (GEGLU's ``[rows, 8·dim]`` projection), in elements
 #: (2^23 = 32 MiB in fp32): tokens are fed through in chunks of at most ``FF_CHUNK_ELEMENTS // (8·dim)`` rows.
-FF_CHUNK_ELEMENTS = 2 ** 23
+FF_CHUNK_ELEMENTS = 2 ** 21
 
 
 class FeedForward(nn.Module):
@@ -284,16 +308,10 @@ class FeedForward(nn.Module):
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         rows = x.shape[:-1].numel()
-        chunk = max(1, FF_CHUNK_ELEMENTS // self.net[0].proj.out_features)
+        chunk = rows_per_chunk(FF_CHUNK_ELEMENTS, self.net[0].proj.out_features)
         if torch.is_grad_enabled() or rows <= chunk:
             return self.net(x)
-        flat = x.reshape(rows, x.shape[-1])
-        out = None
-        for start in range(0, rows, chunk):
-            y = self.net(flat[start:start + chunk])
-            if out is None:
-                out = y.new_empty(rows, y.shape[-1])
-            out[start:start + y.shape[0]] = y
+        out = map_row_chunks(self.net, chunk, x.reshape(rows, x.shape[-1]))
         return out.reshape(*x.shape[:-1], out.shape[-1])
 
 
@@ -365,6 +383,27 @@ class SpatialTransformer(nn.Module):
         self.proj_out = _projection(operations, use_linear, operations.Conv2d, inner, in_channels, factory)
 
     def forward(self, x, context=None, image_context=None, image_scale=None, style=None):
+        """``x`` ``[(b t), c, h, w]``; ``context``/``image_context``/``style`` per frame (or None).
+
+        Frames are independent here (the GroupNorm's statistics are per frame), so under inference the
+        frames run in chunks of :data:`LAYER_CHUNK_ELEMENTS` (the token stream of a chunk, not of the clip,
+        is what is alive at once).
+        """
+        n = x.shape[0]
+        per_frame = [t for t in (context, image_context) if t is not None]
+        if style is not None:
+            per_frame += [t for t in (style.context, style.scales) if t is not None]
+        if not torch.is_grad_enabled() and all(t.shape[0] == n for t in per_frame):
+            width = max(self.in_channels, self.transformer_blocks[0].attn1.heads * self.transformer_blocks[0].attn1.dim_head)
+            rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, x[0].numel() // self.in_channels * width)
+            if rows < n:
+                return map_row_chunks(
+                    lambda xs, cs, ics, scs, sss: self._frames(xs, cs, ics, image_scale, _style_rows(style, scs, sss)),
+                    rows, x, context, image_context, None if style is None else style.context,
+                    None if style is None else style.scales)
+        return self._frames(x, context, image_context, image_scale, style)
+
+    def _frames(self, x, context, image_context, image_scale, style):
         b, c, h, w = x.shape
         x_in = x
         x = self.norm(x)
@@ -377,10 +416,17 @@ class SpatialTransformer(nn.Module):
             x = block(x, context, image_context=image_context, image_scale=image_scale, style=style)
         if self.use_linear:
             x = self.proj_out(x)
-        x = x.transpose(1, 2).reshape(b, -1, h, w).contiguous()
+        x = x.transpose(1, 2).reshape(b, -1, h, w)  # a view: the residual sum below does the layout change
         if not self.use_linear:
             x = self.proj_out(x)
-        return x + x_in
+        return x_in + x
+
+
+def _style_rows(style: StyleInputs | None, context: torch.Tensor | None, scales: torch.Tensor | None):
+    """``style`` with its per-frame tensors replaced by the rows of one chunk."""
+    if style is None:
+        return None
+    return StyleInputs(context, scales, style.weight, style.scaled_logits)
 
 
 class TemporalTransformer(nn.Module):
@@ -428,27 +474,49 @@ class TemporalTransformer(nn.Module):
         x_in = x
         x = self.norm(x)
         if self.use_linear:
-            x = self.proj_in(x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c))  # (b h w) t c: one copy
+            x = x.permute(0, 3, 4, 2, 1).reshape(b * h * w, t, c)  # (b h w) t c: one copy
         else:
-            x = self.proj_in(x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t))  # (b h w) c t for Conv1d
-            x = x.transpose(1, 2).contiguous()  # (b h w) t c
+            x = x.permute(0, 3, 4, 1, 2).reshape(b * h * w, c, t)  # (b h w) c t for the Conv1d projections
         mask = None
         if self.causal_attention and self.causal_block_size is not None:
             mask = sliding_causal_mask(t, self.causal_block_size, device=x.device)
         elif self.causal_attention:
             mask = torch.ones(t, t, dtype=torch.bool, device=x.device).tril()
         if self.only_self_att:
-            for block in self.transformer_blocks:
-                x = block(x, mask=mask, attention_override=attention_override)
+            # After the norm every pixel's sequence is independent: under inference run them in chunks so the
+            # (often wider: init_attn has 8 heads) token stream of the whole clip is never alive at once.
+            rows = x.shape[0]
+            if not torch.is_grad_enabled():
+                width = max(c, self.transformer_blocks[0].attn1.heads * self.transformer_blocks[0].attn1.dim_head)
+                rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, t * width)
+            if rows < x.shape[0]:
+                x = map_row_chunks(lambda xs: self._pixels(xs, mask, attention_override), rows, x)
+            else:
+                x = self._pixels(x, mask, attention_override)
         else:
-            x = self._cross_frames(x, context, b, t, h * w)
+            x = self._project_out(self._cross_frames(self._project_in(x), context, b, t, h * w))
         if self.use_linear:
-            x = self.proj_out(x).reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
+            x = x.reshape(b, h, w, t, c).permute(0, 4, 3, 1, 2)
         else:
-            x = self.proj_out(x.transpose(1, 2).contiguous()).reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
+            x = x.reshape(b, h, w, c, t).permute(0, 3, 4, 1, 2)
         # The residual sum does the layout change back (no separate copy) and takes x_in's layout: called from
         # the UNet, x_in is a [b, c, t, h, w] view of its (b t) c h w memory, so returning to it is free.
         return x_in + x
+
+    def _project_in(self, x):
+        """``(b h w) t c`` (Linear) or ``(b h w) c t`` (Conv1d) → ``(b h w) t inner``."""
+        return self.proj_in(x) if self.use_linear else self.proj_in(x).transpose(1, 2).contiguous()
+
+    def _project_out(self, x):
+        """``(b h w) t inner`` → ``(b h w) t c`` (Linear) or ``(b h w) c t`` (Conv1d)."""
+        return self.proj_out(x) if self.use_linear else self.proj_out(x.transpose(1, 2).contiguous())
+
+    def _pixels(self, x, mask, attention_override):
+        """Projections and self-attention blocks over frames for a batch of pixel sequences."""
+        x = self._project_in(x)
+        for block in self.transformer_blocks:
+            x = block(x, mask=mask, attention_override=attention_override)
+        return self._project_out(x)
 
     def _cross_frames(self, x, context, b, t, hw):
         """The original's (unreleased) temporal cross-attention (attention.py:353-363).
