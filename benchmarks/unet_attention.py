@@ -79,6 +79,30 @@ def _reset_peak_rss() -> bool:
         return False
 
 
+def measure_in_child(target, *args):
+    """``target(queue, *args)`` in a spawned child; returns what it put on the queue. The child gets a fixed
+    glibc mmap threshold (``MALLOC_MMAP_THRESHOLD_``, read at process start) so every buffer >= 64 KiB is its
+    own mapping, returned to the OS when freed: RSS then follows the live tensors (peak-RSS measurements)."""
+    import multiprocessing as mp
+    import os
+    import queue as queue_module
+
+    os.environ["MALLOC_MMAP_THRESHOLD_"] = str(64 * 1024)
+    ctx = mp.get_context("spawn")
+    queue = ctx.Queue()
+    proc = ctx.Process(target=target, args=(queue, *args))
+    proc.start()
+    while True:
+        try:
+            value = queue.get(timeout=5)
+            break
+        except queue_module.Empty:
+            if not proc.is_alive():
+                raise RuntimeError(f"the measuring child process exited with code {proc.exitcode} (see its traceback)")
+    proc.join()
+    return value
+
+
 def _time_interleaved(args, device: str) -> dict[str, list[float]]:
     """Per-step times of both backends, alternating A B A B ... on the same model.
 

@@ -41,12 +41,33 @@ def require_temporal(vae) -> None:
             "use core 'VAE Decode'.")
 
 
-def frames_that_fit(vae, samples: torch.Tensor) -> int:
-    """Frames the free memory holds for one decode (core's per-frame estimate, doubled: the estimate
-    is the plain KL decoder's and the temporal decoder needs more)."""
-    per_frame = 2 * vae.memory_used_decode(samples.shape, vae.vae_dtype)
+#: Memory of one decoded frame of the temporal decoder over core's estimate ``VAE.memory_used_decode`` (written
+#: for the plain image KL decoder). benchmarks/temporal_vae_memory.py measured 0.53× (fp32, CPU, latent 8×8 to
+#: 32×32, the same at every size: a pure per-pixel cost), so core's estimate as it is covers it with ~1.9× margin
+#: for what the CPU does not show (cuDNN workspaces). Over-estimating is not free: a clip split into more
+#: chunks is blended over the overlaps instead of decoded as one clip (docs/performance.md).
+TEMPORAL_DECODE_FACTOR = 1.0
+
+
+def decode_bytes_per_frame(vae, samples: torch.Tensor) -> float:
+    """Estimated bytes one frame of ``samples`` ``[t, 4, h, w]`` needs in the temporal decoder."""
+    return TEMPORAL_DECODE_FACTOR * vae.memory_used_decode(samples.shape, vae.vae_dtype)
+
+
+def frames_for_budget(budget_bytes: float, bytes_per_frame: float) -> int:
+    """The most frames whose estimate stays within ``budget_bytes``; at least 1 (one frame is the smallest
+    decode there is; if even that does not fit, decoding reports the out-of-memory error)."""
+    return max(1, int(budget_bytes // bytes_per_frame))
+
+
+def frames_that_fit(vae, samples: torch.Tensor, budget_bytes: float | None = None) -> int:
+    """Frames per decode chunk: ``budget_bytes`` (default: the free memory ComfyUI reports once the VAE is
+    loaded, i.e. ComfyUI's memory management decides) over the per-frame estimate."""
+    per_frame = decode_bytes_per_frame(vae, samples)
     model_management.load_models_gpu([vae.patcher], memory_required=per_frame * samples.shape[0])
-    return max(1, int(model_management.get_free_memory(vae.device) // per_frame))
+    if budget_bytes is None:
+        budget_bytes = model_management.get_free_memory(vae.device)
+    return frames_for_budget(budget_bytes, per_frame)
 
 
 def _decode_clip(vae, latent: torch.Tensor) -> torch.Tensor:
@@ -61,11 +82,12 @@ def _decode_clip(vae, latent: torch.Tensor) -> torch.Tensor:
 
 
 def decode_clips(vae, samples: torch.Tensor, frames_per_clip: int = 0, chunk_frames: int = 0,
-                 chunk_overlap: int = 4) -> torch.Tensor:
+                 chunk_overlap: int = 4, budget_bytes: float | None = None) -> torch.Tensor:
     """Decode ``samples`` (clips of ``frames_per_clip`` frames, 0 = one clip) → IMAGE ``[N, H, W, 3]``.
 
-    ``chunk_frames`` 0 = as many frames as fit; a clip longer than that is decoded in chunks of
-    ``chunk_frames`` overlapping by ``chunk_overlap`` frames and blended (weights sum to 1).
+    ``chunk_frames`` 0 = as many frames as the memory budget holds (``budget_bytes``, default ComfyUI's free
+    memory; see :func:`frames_that_fit`), and then the overlap shrinks to fit inside a chunk; a clip longer
+    than the chunk is decoded in chunks overlapping by ``chunk_overlap`` frames and blended (weights sum to 1).
     """
     require_temporal(vae)
     total = samples.shape[0]
@@ -74,7 +96,9 @@ def decode_clips(vae, samples: torch.Tensor, frames_per_clip: int = 0, chunk_fra
         raise ValueError(f"frames_per_clip: the latent has {total} frames, not a whole number of {clip}-frame clips")
     model_management.load_models_gpu([vae.patcher], memory_required=vae.memory_used_decode(samples.shape,
                                                                                             vae.vae_dtype))
-    chunk = chunk_frames or frames_that_fit(vae, samples[:clip])
+    chunk = chunk_frames or frames_that_fit(vae, samples[:clip], budget_bytes)
+    if not chunk_frames:
+        chunk_overlap = min(chunk_overlap, chunk - 1)
     if chunk < clip and not 0 <= chunk_overlap < chunk:
         raise ValueError(f"chunk_overlap must be smaller than chunk_frames ({chunk}), got {chunk_overlap}")
     bar = comfy.utils.ProgressBar(total)
