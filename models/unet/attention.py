@@ -139,12 +139,13 @@ class RelativePosition(nn.Module):
         return table[index + self.max_relative_position]
 
 
-#: Inference bound on a transformer layer's token stream per chunk, in elements (2^23 = 32 MiB in fp32): a
+#: Inference bound on a transformer layer's token stream per chunk, in elements (2^21 = 8 MiB in fp32): a
 #: SpatialTransformer runs its frames, a TemporalTransformer its pixel sequences, in chunks that fit.
+#: 2^21 rather than more: each layer holds ~5 such tensors at once (measured, docs/performance.md).
 LAYER_CHUNK_ELEMENTS = 2 ** 21
 
 #: Inference bound on one attention call's per-head tensors (q, k, v, output ``[sequences, tokens, heads·d]``), in
-#: elements (2^23 = 32 MiB in fp32): the batch of sequences (frames for spatial, pixels for temporal attention)
+#: elements (2^21 = 8 MiB in fp32): the batch of sequences (frames for spatial, pixels for temporal attention)
 #: runs in chunks that fit (``models/unet/row_chunks.py``).
 ATTENTION_CHUNK_ELEMENTS = 2 ** 21
 
@@ -284,7 +285,7 @@ class GEGLU(nn.Module):
 
 
 #: Inference bound on the feed-forward's widest intermediate (GEGLU's ``[rows, 8·dim]`` projection), in elements
-#: (2^23 = 32 MiB in fp32): tokens are fed through in chunks of at most ``FF_CHUNK_ELEMENTS // (8·dim)`` rows.
+#: (2^21 = 8 MiB in fp32): tokens are fed through in chunks of at most ``FF_CHUNK_ELEMENTS // (8·dim)`` rows.
 FF_CHUNK_ELEMENTS = 2 ** 21
 
 
@@ -394,7 +395,7 @@ class SpatialTransformer(nn.Module):
         if style is not None:
             per_frame += [t for t in (style.context, style.scales) if t is not None]
         if not torch.is_grad_enabled() and all(t.shape[0] == n for t in per_frame):
-            width = max(self.in_channels, self.transformer_blocks[0].attn1.heads * self.transformer_blocks[0].attn1.dim_head)
+            width = _stream_width(self.in_channels, self.transformer_blocks)
             rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, x[0].numel() // self.in_channels * width)
             if rows < n:
                 return map_row_chunks(
@@ -420,6 +421,12 @@ class SpatialTransformer(nn.Module):
         if not self.use_linear:
             x = self.proj_out(x)
         return x_in + x
+
+
+def _stream_width(channels: int, blocks: nn.ModuleList) -> int:
+    """Widest per-token width of a transformer layer's stream: its channels or the blocks' ``heads · d``."""
+    attn = blocks[0].attn1
+    return max(channels, attn.heads * attn.dim_head)
 
 
 def _style_rows(style: StyleInputs | None, context: torch.Tensor | None, scales: torch.Tensor | None):
@@ -487,8 +494,7 @@ class TemporalTransformer(nn.Module):
             # (often wider: init_attn has 8 heads) token stream of the whole clip is never alive at once.
             rows = x.shape[0]
             if not torch.is_grad_enabled():
-                width = max(c, self.transformer_blocks[0].attn1.heads * self.transformer_blocks[0].attn1.dim_head)
-                rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, t * width)
+                rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, t * _stream_width(c, self.transformer_blocks))
             if rows < x.shape[0]:
                 x = map_row_chunks(lambda xs: self._pixels(xs, mask, attention_override), rows, x)
             else:

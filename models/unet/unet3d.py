@@ -351,9 +351,9 @@ class VideoCrafterUNet(nn.Module):
         uniform = None
         if t > 1 and timesteps.shape[0] == b * t:
             per_video = timesteps.reshape(b, t)
-            uniform = (per_video == per_video[:, :1]).all()
-            emb = _select(uniform, self._mlp_rows(self.time_embed, per_video[:, 0], b, t, dtype, "timesteps"),
-                          self._mlp_rows(self.time_embed, timesteps, b, t, dtype, "timesteps"))
+            uniform = (per_video == per_video[:, :1]).all()  # 0-d bool tensor: torch.where picks, exactly
+            emb = torch.where(uniform, self._mlp_rows(self.time_embed, per_video[:, 0], b, t, dtype, "timesteps"),
+                              self._mlp_rows(self.time_embed, timesteps, b, t, dtype, "timesteps"))
         else:
             emb = self._mlp_rows(self.time_embed, timesteps, b, t, dtype, "timesteps")
         if not hasattr(self, "fps_embedding"):
@@ -364,20 +364,15 @@ class VideoCrafterUNet(nn.Module):
             return emb + self._mlp_rows(self.fps_embedding, _as_1d(fps, device), b, t, dtype, "fps")
         # A number: one row per timestep row of the path taken (per video or per frame), like the original's
         # ``full_like(timesteps, fps)``.
-        per_frame = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps, fps), b, t, dtype, "fps")
+        fps_frames = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps, fps), b, t, dtype, "fps")
         if uniform is None:
-            return emb + per_frame
-        per_video = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps[:b], fps), b, t, dtype, "fps")
-        return emb + _select(uniform, per_video, per_frame)
+            return emb + fps_frames
+        fps_videos = self._mlp_rows(self.fps_embedding, torch.full_like(timesteps[:b], fps), b, t, dtype, "fps")
+        return emb + torch.where(uniform, fps_videos, fps_frames)
 
     def _mlp_rows(self, mlp, values, b, t, dtype, name):
         """``mlp(sinusoid(values))`` on the rows given, then per frame ``[(b t), 4·mc]``."""
         return _per_frame(mlp(timestep_embedding(values, self.model_channels).to(dtype)), b, t, name)
-
-
-def _select(condition: torch.Tensor, if_true: torch.Tensor, if_false: torch.Tensor) -> torch.Tensor:
-    """``if_true`` where the 0-d bool ``condition`` holds else ``if_false``: an exact element pick, no sync."""
-    return torch.where(condition, if_true, if_false)
 
 
 #: Where ControlNet / T2I-Adapter residuals are added (the keys of core's ``control`` dict).
