@@ -28,7 +28,10 @@ What is measured, per latent size ``T×h×w`` (batch 1, one forward = one sample
 Models: ``vc2-512`` (configs/inference_t2v_512_v2.0.yaml), ``vc1-1024``
 (configs/inference_t2v_1024_v1.0.yaml), ``reduced`` (the VC2-512 layout at model_channels 64,
 context 256, for a CPU run in minutes). Default: ``vc2-512`` on CUDA, ``reduced`` on CPU.
-On CUDA ``--gpu-table`` prints the issue's table in one call: fp16/bf16 per-step time and
+``--memory-only`` skips the timed rounds and prints, per size, the activation peak and the wall time
+of the measured forward of ours and of the original (fp32 unless ``--dtypes``), one child each;
+``--warmup TxHxW`` warms up on that small latent instead of a second full forward (for the
+full-width large latents on the CPU, where a forward takes minutes). On CUDA ``--gpu-table`` prints the issue's table in one call: fp16/bf16 per-step time and
 ``max_memory_allocated`` for VC2-512 at 512×320×16 (latent 16×40×64) and VC1-1024 at
 1024×576×16 (latent 16×72×128), ours vs the original.
 """
@@ -190,20 +193,24 @@ def peak_memory(args, kwargs, size, device, which: str, dtype_name: str) -> floa
     if which == "ours" and dtype != torch.float32:
         model = model.to(dtype)
     inputs = make_inputs(kwargs, size, device)
+    warm = make_inputs(kwargs, args.warmup, device) if getattr(args, "warmup", None) else inputs
     run = run_ours if which == "ours" else run_original
     with torch.inference_mode():
         if device == "cuda":
-            run(model, inputs, dtype)
+            run(model, warm, dtype)
             torch.cuda.synchronize()
             torch.cuda.reset_peak_memory_stats()
             base = torch.cuda.memory_allocated()
             run(model, inputs, dtype)
             torch.cuda.synchronize()
             return (torch.cuda.max_memory_allocated() - base) / 2**20
-        run(model, inputs, dtype)  # warm-up: one-time allocations
+        run(model, warm, dtype)  # warm-up: one-time allocations
+        del warm
         if _reset_peak_rss():
             base = _proc_status_mib("VmRSS")
+            start = time.perf_counter()
             run(model, inputs, dtype)
+            args.last_wall = time.perf_counter() - start
             return _proc_status_mib("VmHWM") - base
         base = _rss_mib()
         run(model, inputs, dtype)
@@ -211,7 +218,8 @@ def peak_memory(args, kwargs, size, device, which: str, dtype_name: str) -> floa
 
 
 def _child(queue, *a):
-    queue.put(peak_memory(*a))
+    mib = peak_memory(*a)
+    queue.put(mib if not getattr(a[0], "memory_only", False) else (mib, getattr(a[0], "last_wall", float("nan"))))
 
 
 def peak_memory_isolated(args, kwargs, size, which, dtype_name) -> float:
@@ -232,6 +240,20 @@ def peak_memory_isolated(args, kwargs, size, which, dtype_name) -> float:
 
 def _stats(values):
     return min(values), statistics.median(values)
+
+
+def report_memory_only(args, model_name, size):
+    """CPU: activation peak and wall time of one measured forward, ours and the original, no timed rounds."""
+    kwargs = MODELS[model_name]
+    t, h, w = size.split("x")
+    print(f"\n### {model_name}, latent {t}×{h}×{w} (= {int(w) * 8}×{int(h) * 8} px × {t} frames), CPU, "
+          f"memory only, warm-up {args.warmup or 'same latent'}")
+    print("| run | peak activation MiB | wall s (measured forward) |")
+    print("|---|---|---|")
+    for dtype_name in args.dtypes:
+        for which in ("ours", "original"):
+            mib, wall = peak_memory_isolated(args, kwargs, size, which, dtype_name)
+            print(f"| {which} {dtype_name} | {mib:.0f} | {wall:.1f} |", flush=True)
 
 
 def report(args, model_name, size, device):
@@ -276,6 +298,10 @@ def main(argv=None):
                         help="do not time the original under autocast (only its fp32)")
     parser.add_argument("--gpu-table", action="store_true",
                         help="CUDA: VC2-512 at 16x40x64 and VC1-1024 at 16x72x128, fp32/fp16/bf16")
+    parser.add_argument("--memory-only", action="store_true",
+                        help="CPU: only the activation peak (and wall time) of one forward, ours and the original")
+    parser.add_argument("--warmup", default=None, metavar="TxHxW",
+                        help="warm up on this latent before a peak measurement (default: the measured one)")
     args = parser.parse_args(argv)
     cuda = args.device == "cuda"
     args.dtypes = (args.dtypes or ("fp32,bf16,fp16" if cuda else "fp32,bf16")).split(",")
@@ -292,7 +318,12 @@ def main(argv=None):
     model_name = args.model or ("vc2-512" if cuda else "reduced")
     sizes = (args.sizes or ("16x16x16,16x40x64" if cuda else "8x16x16,8x24x32")).split(",")
     for size in sizes:
-        report(args, model_name, size, args.device)
+        if args.memory_only:
+            if cuda:
+                raise SystemExit("--memory-only is CPU-only (on CUDA the full report measures max_memory_allocated)")
+            report_memory_only(args, model_name, size)
+        else:
+            report(args, model_name, size, args.device)
 
 
 if __name__ == "__main__":
