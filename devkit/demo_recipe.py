@@ -24,8 +24,13 @@ DEMO_CHECKPOINT = DEMO_DIR / DEMO_FILE_NAME
 DEMO_LABEL = "DEMONSTRATION model (tiny VC2 trained on procedural shapes; not a real VideoCrafter)"
 
 #: Widths of the demonstration model (same switches as the released VC2-512 config).
+#: The KL-VAE is 64 channels wide at every level, never 32: core's VAE normalises with GroupNorm(32), so at
+#: 32 channels every group is ONE channel, whose spatial mean and scale the norm erases — right before the
+#: encoder's and the decoder's output convolutions. A 32-channel VAE therefore reconstructs shapes but not
+#: their colour (measured: objects came back as background grey after 1500 steps); at 64 channels (two per
+#: group) the ratio inside each group survives and colours come back (docs/demo_model.md).
 DEMO_SPEC = TinySpec(variant="vc2_t2v_512", model_channels=32, channel_mult=(1, 2), num_head_channels=8,
-                     text_width=64, text_layers=3, vae_ch=32, vae_ch_mult=(1, 1, 2, 2), temporal_length=16, seed=0)
+                     text_width=32, text_layers=3, vae_ch=64, vae_ch_mult=(1, 1, 1, 1), temporal_length=16, seed=0)
 VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channels": 3, "out_ch": 3,
                 "ch": DEMO_SPEC.vae_ch, "ch_mult": list(DEMO_SPEC.vae_ch_mult), "num_res_blocks": 1,
                 "attn_resolutions": [], "dropout": 0.0}

@@ -14,8 +14,10 @@ never inside the repository):
 2. **Latent pool**: a fixed set of training clips encoded once by the frozen VAE.
 3. **UNet + text tower jointly**: the pack's pure-PyTorch ``VideoCrafterUNet`` (VC2 switches) and core's
    SD2/OpenCLIP text model fed by core's real tokenizer, on the VC2 forward process with its scale
-   schedule (``x_t = √ᾱ_t·s_t·x0 + √(1−ᾱ_t)·ε``, ddpm3d.py:412-417), ε objective, 10 % empty captions
-   for classifier-free guidance, EMA weights exported.
+   schedule (``x_t = √ᾱ_t·s_t·x0 + √(1−ᾱ_t)·ε``, ddpm3d.py:412-417), ε objective weighted by
+   ``min(1 + 1/SNR, 25)`` (the v-prediction weighting, truncated: see ``high_noise_weights``), 10 % empty
+   captions for classifier-free guidance, EMA weights exported. A caption probe (``caption_probe``) logs how
+   much the model's error grows with another clip's caption, i.e. whether it reads the text at all.
 4. **Export**: the released monolithic layout in fp16 safetensors (``--output``, default
    ``devkit/demo_model/videocrafter_demo_vc2_shapes.safetensors``), reloaded through the pack's loader.
 
@@ -306,7 +308,9 @@ def train_unet(args, work: Path, pool: dict):
     acp = VC2_512.alphas_cumprod.float()
     signal = VC2_512.signal_scale(torch.arange(1000)).float()  # sqrt(acp_t) * s_t (VC2 scale_arr)
     noise_std = (1.0 - acp).sqrt()
+    weights = high_noise_weights(signal, noise_std, args.high_noise_weight)
     frames = data.FRAMES
+    probe = caption_probe(args, pool, token_table, signal, noise_std)
     total = args.unet_steps + args.extra_steps
     meter = Meter(total, start)
     if start < total:
@@ -331,11 +335,14 @@ def train_unet(args, work: Path, pool: dict):
         tokens = [token_table["" if d else text] for text, d in zip(texts, drop.tolist())]
         t = torch.randint(1000, (args.batch,), generator=generator)
         eps = torch.randn(x0.shape, generator=generator)
+        if args.offset_noise:
+            eps = eps + args.offset_noise * torch.randn((args.batch, 1, x0.shape[2], 1, 1), generator=generator)
         xt = signal[t].view(-1, 1, 1, 1, 1) * x0 + noise_std[t].view(-1, 1, 1, 1, 1) * eps
         context = encode_text(tower, tokens).repeat_interleave(frames, 0)
         prediction = unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS,
                           num_frames=frames)
-        loss = F.mse_loss(prediction, eps.flatten(0, 1))
+        per_clip = (prediction - eps.flatten(0, 1)).pow(2).unflatten(0, (args.batch, frames)).mean(dim=(1, 2, 3, 4))
+        loss = (weights[t] * per_clip).mean()
         optimiser.zero_grad(set_to_none=True)
         loss.backward()
         torch.nn.utils.clip_grad_norm_(parameters, 1.0)
@@ -346,9 +353,11 @@ def train_unet(args, work: Path, pool: dict):
                 for k, v in module.state_dict().items():
                     if v.dtype.is_floating_point:
                         store[k].mul_(decay).add_(v.detach(), alpha=1 - decay)
-        meter.add(float(loss.detach()))
+        meter.add(float(per_clip.detach().mean()))
         if (step + 1) % args.log_every == 0 or step + 1 == total:
             log(f"UNet {meter.line(step)}")
+        if (step + 1) % args.probe_every == 0 or step + 1 == total:
+            log(f"UNet step {step + 1}: {probe(unet, tower)}")
         if (step + 1) % args.save_every == 0 or step + 1 == total:
             save_atomic({"unet": unet.state_dict(), "text": tower.transformer.state_dict(), "ema": ema,
                          "ema_text": ema_text, "optimiser": optimiser.state_dict(), "step": step + 1,
@@ -358,6 +367,56 @@ def train_unet(args, work: Path, pool: dict):
     text_state = comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
     used = sorted({token for tokens in token_table.values() for token in tokens})
     return ema, blank_unused_tokens(text_state, used)
+
+
+def high_noise_weights(signal: torch.Tensor, noise_std: torch.Tensor, cap: float) -> torch.Tensor:
+    """Per-timestep loss weight ``min(1 + 1/SNR_t, cap)`` with ``SNR_t = (√ᾱ_t·s_t)² / (1 − ᾱ_t)``.
+
+    With ``x_t = a·x₀ + σ·ε`` an ε error is an x₀ error times ``a/σ``: where the latent is mostly
+    noise (SNR ≪ 1) a wrong x₀ — the wrong colour, the wrong direction — costs almost nothing in the
+    plain ε loss, yet those steps are exactly where only the caption can say what to draw (measured:
+    with the plain ε loss the model's error did not depend on the caption at all at t = 900).
+    ``1 + 1/SNR`` is the weight that turns the ε loss into the v-prediction loss (Salimans & Ho,
+    "Progressive Distillation", ICLR 2022, the objective VideoCrafter1-1024 was trained with); it is
+    truncated at ``cap`` so the nearly pure-noise steps do not drown the detail steps. ``cap`` 1 is
+    the plain ε objective of the original training.
+    """
+    snr = (signal / noise_std).pow(2)
+    return (1.0 + snr.reciprocal()).clamp(max=max(1.0, cap))
+
+
+def caption_probe(args, pool: dict, token_table: dict, signal: torch.Tensor, noise_std: torch.Tensor):
+    """A fixed check of whether the model reads the text: the ε error of 8 fixed training clips at three
+    noise levels with their own captions and with other clips' captions (same noise). ``gain`` is
+    ``error(other) / error(own) − 1``: 0 means the caption is ignored."""
+    generator = torch.Generator().manual_seed(args.seed + 101)
+    picks = torch.randint(pool["latents"].shape[0], (8,), generator=generator)
+    x0 = pool["latents"][picks].float()
+    own = [pool["captions"][i] for i in picks.tolist()]
+    other = own[3:] + own[:3]
+    eps = torch.randn(x0.shape, generator=generator)
+    levels = (300, 600, 900)
+
+    @torch.no_grad()
+    def probe(unet, tower) -> str:
+        was_training = unet.training
+        unet.eval()
+        parts = []
+        frames = x0.shape[1]
+        for level in levels:
+            t = torch.full((x0.shape[0],), level)
+            xt = signal[level] * x0 + noise_std[level] * eps
+            errors = []
+            for captions in (own, other):
+                context = encode_text(tower, [token_table[c] for c in captions]).repeat_interleave(frames, 0)
+                prediction = unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS,
+                                  num_frames=frames)
+                errors.append(float(F.mse_loss(prediction, eps.flatten(0, 1))))
+            parts.append(f"t={level} eps {errors[0]:.4f} gain {errors[1] / errors[0] - 1:+.1%}")
+        unet.train(was_training)
+        return "caption probe: " + ", ".join(parts)
+
+    return probe
 
 
 def blank_unused_tokens(text_state: dict, used: list[int]) -> dict:
@@ -400,20 +459,32 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; on a shared, loaded CPU 1 is far faster than 2 (no thread barriers)")
-    parser.add_argument("--vae-steps", type=int, default=200)
+    parser.add_argument("--vae-steps", type=int, default=3000)
     parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=32, help="training crop side in pixels (multiple of 8)")
     parser.add_argument("--vae-lr", type=float, default=2e-3)
-    parser.add_argument("--kl-weight", type=float, default=1e-3)
-    parser.add_argument("--pool", type=int, default=306, help="training clips encoded once (1.5 per caption)")
-    parser.add_argument("--unet-steps", type=int, default=700)
-    parser.add_argument("--extra-steps", type=int, default=500,
+    parser.add_argument("--kl-weight", type=float, default=1e-5,
+                        help="KL weight (mean over latent elements vs mean over pixels); 1e-3 washed colours out")
+    parser.add_argument("--pool", type=int, default=576, help="training clips encoded once (3 per training caption)")
+    parser.add_argument("--unet-steps", type=int, default=100,
+                        help="warm-up (and cosine) phase; the constant-lr phase (--extra-steps) follows")
+    parser.add_argument("--extra-steps", type=int, default=4900,
                         help="steps after --unet-steps at a constant lr (unet-lr x extra-lr-factor)")
-    parser.add_argument("--extra-lr-factor", type=float, default=0.3)
+    parser.add_argument("--extra-lr-factor", type=float, default=0.5)
     parser.add_argument("--batch", type=int, default=4)
     parser.add_argument("--unet-lr", type=float, default=1e-3)
     parser.add_argument("--caption-dropout", type=float, default=0.1)
+    parser.add_argument("--high-noise-weight", type=float, default=25.0,
+                        help="cap of the loss weight min(1 + 1/SNR, cap) (the v-prediction weighting, truncated); "
+                             "1 = the plain eps loss")
+    parser.add_argument("--offset-noise", type=float, default=0.0,
+                        help="std of a per-clip, per-channel constant added to the training noise (offset noise, "
+                             "Guttenberg 2023): the clip-wide colour can then not be read from x_t at high noise, "
+                             "only from the caption")
+    parser.add_argument("--probe-every", type=int, default=250, help="steps between caption probes")
     parser.add_argument("--ema", type=float, default=0.995)
+    parser.add_argument("--stop-after", choices=("vae", "pool"), default=None,
+                        help="end after this stage (its result is cached; a later run resumes from it)")
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=50)
     args = parser.parse_args(argv)
@@ -421,7 +492,11 @@ def main(argv=None) -> int:
     began = time.time()
     log(f"work dir {args.work}; output {args.output}")
     vae_state = normalised_vae(args, args.work, train_vae(args, args.work))
+    if args.stop_after == "vae":
+        return 0
     pool = latent_pool(args, args.work, vae_state)
+    if args.stop_after == "pool":
+        return 0
     unet_state, text_state = train_unet(args, args.work, pool)
     export(args, unet_state, vae_state, text_state)
     log(f"done in {(time.time() - began) / 60:.1f} min wall")

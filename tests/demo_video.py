@@ -69,3 +69,72 @@ def generate(caption: str, seed: int, *, temporal: bool = True, cfg: float | Non
         samples = guider.sample(noise, latent, VideoCrafterDDIM(eta=SAMPLING["eta"]), sigmas, disable_pbar=True,
                                 seed=seed)
         return loaded.vae.decode(samples).float().cpu()
+
+
+def _guider(model, caption: str, negative: str = ""):
+    import comfy.samplers
+
+    clip = load_demo_model().clip
+    guider = comfy.samplers.CFGGuider(model)
+    guider.set_conds(encode(clip, caption), encode(clip, negative))
+    guider.set_cfg(SAMPLING["cfg"])
+    return guider
+
+
+def interpolate_keyframes(caption: str, keyframe_images: torch.Tensor, factor: int, seed: int, *,
+                          temporal: bool = True, steps: int | None = None) -> torch.Tensor:
+    """VideoLDM keyframe interpolation as the example workflow wires it: ``VideoCrafterKeyframeInterpolation``
+    (keyframe images encoded by the model's VAE, held by ``noise_mask``) then the Keyframe Sampler's
+    window-by-window sampling; decoded ``[k·T, H, W, 3]``."""
+    from videocrafter_suite.bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
+    from videocrafter_suite.bridge.videoldm import sample_keyframe_windows
+    from videocrafter_suite.nodes.videoldm import VideoCrafterKeyframeInterpolation
+
+    loaded = load_demo_model()
+    model = loaded.model if temporal else temporal_off(loaded.model)
+    latent = VideoCrafterKeyframeInterpolation.execute(factor=factor, init="linear", keyframe_images=keyframe_images,
+                                                       vae=loaded.vae).result[0]
+    sigmas = ddim_sigmas(model.get_model_object("model_sampling"), steps or SAMPLING["steps"])
+    with torch.inference_mode():
+        samples = sample_keyframe_windows(_guider(model, caption), VideoCrafterDDIM(eta=SAMPLING["eta"]), sigmas,
+                                          OriginalOrderVideoNoise(seed), latent, window=SAMPLING["frames"])
+        return loaded.vae.decode(samples).float().cpu()
+
+
+def generate_freenoise(caption: str, seed: int, frames: int, *, window: int = 16, stride: int = 4,
+                       temporal: bool = True, steps: int | None = None) -> torch.Tensor:
+    """A FreeNoise long video (``VideoCrafterFreeNoiseNoise`` + ``VideoCrafterFreeNoiseAttention``) of
+    ``frames`` frames, decoded ``[frames, H, W, 3]``."""
+    from videocrafter_suite.bridge.ddim import VideoCrafterDDIM, ddim_sigmas
+    from videocrafter_suite.bridge.longvideo import FreeNoiseVideoNoise, patch_freenoise_attention
+
+    loaded = load_demo_model()
+    model = patch_freenoise_attention(loaded.model if temporal else temporal_off(loaded.model), window, stride)
+    latent = torch.zeros([frames, 4, SAMPLING["height"] // 8, SAMPLING["width"] // 8])
+    noise = FreeNoiseVideoNoise(seed, window, stride).generate_noise({"samples": latent})
+    sigmas = ddim_sigmas(model.get_model_object("model_sampling"), steps or SAMPLING["steps"])
+    with torch.inference_mode():
+        samples = _guider(model, caption).sample(noise, latent, VideoCrafterDDIM(eta=SAMPLING["eta"]), sigmas,
+                                                 disable_pbar=True, seed=seed)
+        return loaded.vae.decode(samples).float().cpu()
+
+
+def extend_by_prediction(caption: str, context_images: torch.Tensor, seed: int, *, segments: int = 1,
+                         segment_frames: int = 16, temporal: bool = True, steps: int | None = None) -> torch.Tensor:
+    """VideoLDM long-video prediction (``VideoCrafterExtendByPrediction``, blend "hold"): the context images
+    are encoded by the model's VAE and every segment is predicted from the last ``len(context_images)``
+    frames so far; decoded, context frames included."""
+    from videocrafter_suite.bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
+    from videocrafter_suite.nodes.videoldm import VideoCrafterExtendByPrediction
+
+    loaded = load_demo_model()
+    model = loaded.model if temporal else temporal_off(loaded.model)
+    sigmas = ddim_sigmas(model.get_model_object("model_sampling"), steps or SAMPLING["steps"])
+    with torch.inference_mode():
+        context = loaded.vae.encode(context_images[:, :, :, :3])
+        latent = VideoCrafterExtendByPrediction.execute(
+            noise=OriginalOrderVideoNoise(seed), guider=_guider(model, caption),
+            sampler=VideoCrafterDDIM(eta=SAMPLING["eta"]), sigmas=sigmas, latent_image={"samples": context},
+            segments=segments, segment_frames=segment_frames, context_frames=context.shape[0],
+            blend="hold").result[0]
+        return loaded.vae.decode(latent["samples"]).float().cpu()
