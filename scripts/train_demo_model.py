@@ -337,10 +337,7 @@ def train_unet(args, work: Path, pool: dict):
         eps = torch.randn(x0.shape, generator=generator)
         if args.offset_noise:
             eps = eps + args.offset_noise * torch.randn((args.batch, 1, x0.shape[2], 1, 1), generator=generator)
-        xt = signal[t].view(-1, 1, 1, 1, 1) * x0 + noise_std[t].view(-1, 1, 1, 1, 1) * eps
-        context = encode_text(tower, tokens).repeat_interleave(frames, 0)
-        prediction = unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS,
-                          num_frames=frames)
+        prediction = predict_noise(unet, tower, x0, eps, t, tokens, signal, noise_std)
         per_clip = (prediction - eps.flatten(0, 1)).pow(2).unflatten(0, (args.batch, frames)).mean(dim=(1, 2, 3, 4))
         loss = (weights[t] * per_clip).mean()
         optimiser.zero_grad(set_to_none=True)
@@ -367,6 +364,16 @@ def train_unet(args, work: Path, pool: dict):
     text_state = comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
     used = sorted({token for tokens in token_table.values() for token in tokens})
     return ema, blank_unused_tokens(text_state, used)
+
+
+def predict_noise(unet, tower, x0: torch.Tensor, eps: torch.Tensor, t: torch.Tensor, tokens: list,
+                  signal: torch.Tensor, noise_std: torch.Tensor) -> torch.Tensor:
+    """The UNet's ε for clips ``x0`` ``[B, T, 4, h, w]`` noised to per-clip steps ``t`` on VC2's forward process
+    (``x_t = √ᾱ_t·s_t·x₀ + √(1−ᾱ_t)·ε``), captions ``tokens``; batch-as-frames ``[B·T, 4, h, w]``."""
+    frames = x0.shape[1]
+    xt = signal[t].view(-1, 1, 1, 1, 1) * x0 + noise_std[t].view(-1, 1, 1, 1, 1) * eps
+    context = encode_text(tower, tokens).repeat_interleave(frames, 0)
+    return unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS, num_frames=frames)
 
 
 def high_noise_weights(signal: torch.Tensor, noise_std: torch.Tensor, cap: float) -> torch.Tensor:
@@ -402,15 +409,12 @@ def caption_probe(args, pool: dict, token_table: dict, signal: torch.Tensor, noi
         was_training = unet.training
         unet.eval()
         parts = []
-        frames = x0.shape[1]
         for level in levels:
             t = torch.full((x0.shape[0],), level)
-            xt = signal[level] * x0 + noise_std[level] * eps
             errors = []
             for captions in (own, other):
-                context = encode_text(tower, [token_table[c] for c in captions]).repeat_interleave(frames, 0)
-                prediction = unet(xt.flatten(0, 1), t.repeat_interleave(frames), context=context, fps=FPS,
-                                  num_frames=frames)
+                tokens = [token_table[c] for c in captions]
+                prediction = predict_noise(unet, tower, x0, eps, t, tokens, signal, noise_std)
                 errors.append(float(F.mse_loss(prediction, eps.flatten(0, 1))))
             parts.append(f"t={level} eps {errors[0]:.4f} gain {errors[1] / errors[0] - 1:+.1%}")
         unet.train(was_training)

@@ -54,6 +54,17 @@ def pytest_report_header(config: pytest.Config) -> list[str]:
     return [f"videocrafter-suite: pack {PACK_ROOT}, ComfyUI {host.comfy_dir()}, reference {REFERENCE_DIR}"]
 
 
+@pytest.fixture(scope="module")
+def one_torch_thread():
+    """One torch thread for a module: on a loaded 2-core machine two threads mostly wait in barriers (10x slower)."""
+    import torch
+
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.fixture(scope="session")
 def reference_dir() -> Path:
     """``../shared/reference`` beside the repo: golden tensors made by the original code."""

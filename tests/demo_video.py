@@ -49,19 +49,14 @@ def generate(caption: str, seed: int, *, temporal: bool = True, cfg: float | Non
 
     ``guider_factory(model, positive, negative)`` may return another GUIDER (e.g. temporal guidance).
     """
-    import comfy.samplers
-
     from videocrafter_suite.bridge.ddim import OriginalOrderVideoNoise, VideoCrafterDDIM, ddim_sigmas
 
     loaded = load_demo_model()
     model = loaded.model if temporal else temporal_off(loaded.model)
-    positive, uncond = encode(loaded.clip, caption), encode(loaded.clip, negative)
     if guider_factory is None:
-        guider = comfy.samplers.CFGGuider(model)
-        guider.set_conds(positive, uncond)
-        guider.set_cfg(SAMPLING["cfg"] if cfg is None else cfg)
+        guider = _guider(model, caption, negative, cfg)
     else:
-        guider = guider_factory(model, positive, uncond)
+        guider = guider_factory(model, encode(loaded.clip, caption), encode(loaded.clip, negative))
     latent = torch.zeros([SAMPLING["frames"], 4, SAMPLING["height"] // 8, SAMPLING["width"] // 8])
     noise = OriginalOrderVideoNoise(seed).generate_noise({"samples": latent})
     sigmas = ddim_sigmas(model.get_model_object("model_sampling"), steps or SAMPLING["steps"])
@@ -71,13 +66,14 @@ def generate(caption: str, seed: int, *, temporal: bool = True, cfg: float | Non
         return loaded.vae.decode(samples).float().cpu()
 
 
-def _guider(model, caption: str, negative: str = ""):
+def _guider(model, caption: str, negative: str = "", cfg: float | None = None):
+    """Core's CFGGuider over the caption and the negative (CLIPTextEncode + fps condition)."""
     import comfy.samplers
 
     clip = load_demo_model().clip
     guider = comfy.samplers.CFGGuider(model)
     guider.set_conds(encode(clip, caption), encode(clip, negative))
-    guider.set_cfg(SAMPLING["cfg"])
+    guider.set_cfg(SAMPLING["cfg"] if cfg is None else cfg)
     return guider
 
 

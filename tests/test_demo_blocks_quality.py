@@ -17,7 +17,6 @@ Thresholds are measured values with margin; the measurements are in the comments
 from __future__ import annotations
 
 import pytest
-import torch
 
 from videocrafter_suite.devkit import motion_metrics as metrics
 from videocrafter_suite.devkit.shapes_dataset import ClipSpec, make_clip
@@ -26,12 +25,7 @@ STEPS = 10  # DDIM steps, as tests/test_demo_model_quality.py
 CLIP_SEED = 7  # the dataset clip the keyframes / context come from
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")

@@ -33,13 +33,7 @@ SEEDS = (0, 1, 2)
 STEPS = 10  # DDIM steps (the demo uses 20); keeps the module well under its time budget
 
 
-@pytest.fixture(scope="module", autouse=True)
-def one_thread():
-    """One torch thread: on a loaded 2-core machine two threads mostly wait in barriers (10x slower)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
+pytestmark = pytest.mark.usefixtures("one_torch_thread")
 
 
 @pytest.fixture(scope="module")
