@@ -4,7 +4,8 @@
   kept in charge when a layer has weights to cast or patch;
 * chunks under inference — feed-forward by tokens, attention by sequences, spatial transformers by frames,
   temporal transformers by pixel sequences — and one piece under autograd (training stays correct);
-* the time/fps embedding without a data-dependent branch (no ``torch.compile`` graph break).
+* the time/fps embedding without a data-dependent branch (no ``torch.compile`` graph break);
+* text (and I2V image) K/V projected once per video when every frame has the same tokens.
 """
 from __future__ import annotations
 
@@ -16,7 +17,7 @@ from videocrafter_suite.models.unet import attention
 from videocrafter_suite.models.unet.frame_conv import FrameConvStage, frame_conv
 from videocrafter_suite.models.unet.resblocks import TemporalConvBlock
 from videocrafter_suite.models.unet.spatial_temporal_conv import SpatialAwareTemporalConvBlock
-from tests.test_unet_unit import assert_same_function, inputs, make
+from tests.test_unet_unit import T, assert_same_function, inputs, make
 
 
 def _conv3d(c_in, c_out, padding_mode="zeros", seed=0):
@@ -182,3 +183,67 @@ def test_embedding_has_no_graph_break():
     assert report.graph_count == 1
     torch._dynamo.reset()
 
+
+
+def _no_sharing(context, image_context, videos):
+    return context, image_context
+
+
+# input_blocks[1]'s transformer: 8x8 tokens x 32 wide = 2048 elements per frame; 2 videos of T = 3 frames.
+@pytest.mark.parametrize("layer_chunk, shared_rows, per_frame_rows", [
+    (None, [2], [6]),  # unchunked: K/V of 2 videos instead of 6 frames
+    (3 * 2048, [1, 1], [3, 3]),  # chunks of whole videos keep K/V once per video
+    (2 * 2048, [2, 2, 2], [2, 2, 2]),  # one video exceeds a chunk: per-frame rows, chunks of frames as before
+])
+@torch.no_grad()
+def test_text_keys_and_values_once_per_video(monkeypatch, layer_chunk, shared_rows, per_frame_rows):
+    from videocrafter_suite.models.unet import unet3d
+
+    assert T == 3
+    model = make()
+    d = inputs()
+    args = (d["x"], d["t"], d["ctx"], d["fps"])
+    if layer_chunk:
+        monkeypatch.setattr(attention, "LAYER_CHUNK_ELEMENTS", layer_chunk)
+    rows = []
+    model.input_blocks[1][1].transformer_blocks[0].attn2.to_k.register_forward_hook(
+        lambda m, i, o: rows.append(i[0].shape[0]))
+    shared = model(*args, image_context=d["img"])
+    assert rows == shared_rows
+    rows.clear()
+    monkeypatch.setattr(unet3d, "share_context_per_video", _no_sharing)
+    per_frame = model(*args, image_context=d["img"])
+    assert rows == per_frame_rows
+    assert_same_function(shared, per_frame)
+
+
+@torch.no_grad()
+def test_frames_with_different_text_keep_their_own_keys():
+    """Prompt travel / per-window conditions: per-frame rows that differ are never merged."""
+    model = make()
+    d = inputs()
+    per_frame_ctx = d["ctx"].repeat_interleave(T, 0).clone()
+    per_frame_ctx[1] += 0.5  # frame 1 of video 0 reads other text
+    rows = []
+    model.input_blocks[1][1].transformer_blocks[0].attn2.to_k.register_forward_hook(
+        lambda m, i, o: rows.append(i[0].shape[0]))
+    out = model(d["x"], d["t"], per_frame_ctx, d["fps"], image_context=d["img"])
+    assert set(rows) == {d["x"].shape[0] * T}
+    same = model(d["x"], d["t"], d["ctx"], d["fps"], image_context=d["img"])
+    assert not torch.allclose(out, same)
+
+
+def test_shared_text_trains_like_per_frame_text(monkeypatch):
+    from videocrafter_suite.models.unet import unet3d
+
+    d = inputs()
+    grads = []
+    for share in (True, False):
+        if not share:
+            monkeypatch.setattr(unet3d, "share_context_per_video", _no_sharing)
+        model = make().train()
+        ctx = d["ctx"].clone().requires_grad_(True)
+        model(d["x"], d["t"], ctx, d["fps"], image_context=d["img"]).square().mean().backward()
+        grads.append((ctx.grad, model.input_blocks[1][1].transformer_blocks[0].attn2.to_k.weight.grad))
+    for shared_grad, per_frame_grad in zip(*grads):
+        assert_same_function(shared_grad, per_frame_grad)

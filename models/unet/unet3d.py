@@ -23,7 +23,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, StyleInputs, TemporalTransformer
+from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, StyleInputs, TemporalTransformer, share_context_per_video
 from .resblocks import (Downsample, ResBlock, TimestepBlock, Upsample, float32_group_norm,
                         timestep_embedding)
 
@@ -311,6 +311,8 @@ class VideoCrafterUNet(nn.Module):
             scales = None if style_scales is None else _per_frame(style_scales.to(dtype), b, t, "style_scales")
             style = StyleInputs(_per_frame(style_context.to(dtype), b, t, "style_context"), scales,
                                 float(style_weight), bool(style_scaled_logits))
+        elif self.config.temporal_selfatt_only:  # no temporal cross-attention reads the per-frame rows
+            context, image_context = share_context_per_video(context, image_context, b)
 
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
                       image_scale=image_scale, temporal_enabled=temporal_enabled, style=style,
