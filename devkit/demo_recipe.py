@@ -15,7 +15,7 @@ from pathlib import Path
 import torch
 
 from ..models.checkpoints.layout import TEXT_ENCODER_PREFIX, UNET_PREFIX, VAE_PREFIX
-from ..models.sampling.schedule import VC2_512
+from ..models.sampling.schedule import VC1_512, VC2_512, VideoCrafterSchedule
 from .tiny_checkpoint import TinySpec, tiny_unet_config
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_model"
@@ -41,8 +41,17 @@ FPS = 28  # the example workflow's fps condition; the model was trained with it 
 SAMPLING = {"steps": 20, "cfg": 7.5, "eta": 1.0, "width": 64, "height": 64, "frames": 16}
 
 
-def unet_config():
-    return tiny_unet_config(DEMO_SPEC)
+#: The released schedule of each layout the demonstration model may be trained in (VC2-512: scale schedule,
+#: ``scale_arr`` stored; VC1-512: plain DDPM, no ``scale_arr``; reference README §4).
+SCHEDULES = {"vc2_t2v_512": VC2_512, "vc1_t2v_512": VC1_512}
+
+
+def unet_config(spec: TinySpec = DEMO_SPEC):
+    return tiny_unet_config(spec)
+
+
+def schedule_of(spec: TinySpec = DEMO_SPEC) -> VideoCrafterSchedule:
+    return SCHEDULES[spec.variant]
 
 
 def comfy_text_to_openclip(state: dict, layers: int, prefix: str = TEXT_ENCODER_PREFIX) -> dict:
@@ -90,11 +99,12 @@ def fold_latent_normalisation(vae_state: dict, mean: torch.Tensor, std: float) -
     return out
 
 
-def checkpoint_state(unet_state: dict, vae_state: dict, text_state_openclip: dict) -> dict:
+def checkpoint_state(unet_state: dict, vae_state: dict, text_state_openclip: dict,
+                     schedule: VideoCrafterSchedule = None) -> dict:
     """The full monolithic state dict in the released layout (fp16, schedule buffers fp32)."""
     state = {UNET_PREFIX + k: v for k, v in unet_state.items()}
     state.update({VAE_PREFIX + k: v for k, v in vae_state.items()})
     state.update(text_state_openclip)
     state = {k: v.detach().to(torch.float16).contiguous() for k, v in state.items()}
-    state.update({k: v.float().contiguous() for k, v in VC2_512.buffers().items()})
+    state.update({k: v.float().contiguous() for k, v in (schedule or schedule_of()).buffers().items()})
     return state

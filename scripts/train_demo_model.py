@@ -32,6 +32,7 @@ import os
 import sys
 import tempfile
 import time
+from dataclasses import replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -66,10 +67,10 @@ comfy.clip_model.CLIPLayer.forward = _clip_layer_out_of_place  # this training p
 from videocrafter_suite.bridge.checkpoint import build_clip, load_videocrafter_checkpoint  # noqa: E402
 from videocrafter_suite.devkit import shapes_dataset as data  # noqa: E402
 from videocrafter_suite.devkit.demo_recipe import (DEMO_CHECKPOINT, DEMO_SPEC, FPS, LATENT_SCALE,  # noqa: E402
-                                                    VAE_DDCONFIG, checkpoint_state, comfy_text_to_openclip,
-                                                    fold_latent_normalisation, unet_config)
+                                                    SCHEDULES, VAE_DDCONFIG, checkpoint_state,
+                                                    comfy_text_to_openclip, fold_latent_normalisation, schedule_of,
+                                                    unet_config)
 from videocrafter_suite.models.checkpoints.companions import openclip_text_layout  # noqa: E402
-from videocrafter_suite.models.sampling.schedule import VC2_512  # noqa: E402
 from videocrafter_suite.devkit.tiny_checkpoint import _random_from_layout  # noqa: E402
 from videocrafter_suite.models.unet.unet3d import VideoCrafterUNet  # noqa: E402
 
@@ -257,9 +258,9 @@ def latent_pool(args, work: Path, vae_state: dict) -> dict:
 
 # --- stage 3: UNet + text tower -------------------------------------------------------------------------------
 
-def initial_text_state() -> dict:
-    generator = torch.Generator().manual_seed(DEMO_SPEC.seed + 3)
-    return _random_from_layout(openclip_text_layout(DEMO_SPEC.text_width, DEMO_SPEC.text_layers), generator)
+def initial_text_state(spec) -> dict:
+    generator = torch.Generator().manual_seed(spec.seed + 3)
+    return _random_from_layout(openclip_text_layout(spec.text_width, spec.text_layers), generator)
 
 
 def text_model(text_state_openclip: dict):
@@ -282,9 +283,10 @@ def encode_text(tower, tokens: list[list[int]]) -> torch.Tensor:
 
 def train_unet(args, work: Path, pool: dict):
     path = work / "unet.pt"
-    clip, tower = text_model(initial_text_state())
-    torch.manual_seed(DEMO_SPEC.seed)
-    unet = VideoCrafterUNet(unet_config())
+    model_spec = args.spec
+    clip, tower = text_model(initial_text_state(model_spec))
+    torch.manual_seed(model_spec.seed)
+    unet = VideoCrafterUNet(unet_config(model_spec))
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_text = {k: v.detach().clone() for k, v in tower.transformer.state_dict().items()}
     parameters = list(unet.parameters()) + list(tower.transformer.parameters())
@@ -305,12 +307,13 @@ def train_unet(args, work: Path, pool: dict):
         backwards[caption] = None if spec.held_back else spec.caption
     token_table = tokens_of(clip, sorted(set(captions) | {c for c in backwards.values() if c}) + [""])
     latents = pool["latents"]
-    acp = VC2_512.alphas_cumprod.float()
-    signal = VC2_512.signal_scale(torch.arange(1000)).float()  # sqrt(acp_t) * s_t (VC2 scale_arr)
+    schedule = schedule_of(model_spec)
+    acp = schedule.alphas_cumprod.float()
+    signal = schedule.signal_scale(torch.arange(1000)).float()  # sqrt(acp_t) * s_t (s_t = 1 without use_scale)
     noise_std = (1.0 - acp).sqrt()
     weights = high_noise_weights(signal, noise_std, args.high_noise_weight)
     frames = data.FRAMES
-    probe = caption_probe(args, pool, token_table, signal, noise_std)
+    probe = caption_probe(args, pool, token_table, backwards, signal, noise_std)
     total = args.unet_steps + args.extra_steps
     meter = Meter(total, start)
     if start < total:
@@ -361,7 +364,7 @@ def train_unet(args, work: Path, pool: dict):
                          "recent_losses": meter.values[-200:]}, path)
     recent = meter.values[-200:] or load_if_any(path)["recent_losses"]
     log(f"UNet: final loss (mean of the last {len(recent)} steps) {sum(recent) / len(recent):.4f}")
-    text_state = comfy_text_to_openclip(ema_text, DEMO_SPEC.text_layers)
+    text_state = comfy_text_to_openclip(ema_text, model_spec.text_layers)
     used = sorted({token for tokens in token_table.values() for token in tokens})
     return ema, blank_unused_tokens(text_state, used)
 
@@ -392,31 +395,44 @@ def high_noise_weights(signal: torch.Tensor, noise_std: torch.Tensor, cap: float
     return (1.0 + snr.reciprocal()).clamp(max=max(1.0, cap))
 
 
-def caption_probe(args, pool: dict, token_table: dict, signal: torch.Tensor, noise_std: torch.Tensor):
+def caption_probe(args, pool: dict, token_table: dict, backwards: dict, signal: torch.Tensor,
+                  noise_std: torch.Tensor):
     """A fixed check of whether the model reads the text: the ε error of 8 fixed training clips at three
     noise levels with their own captions and with other clips' captions (same noise). ``gain`` is
-    ``error(other) / error(own) − 1``: 0 means the caption is ignored."""
+    ``error(other) / error(own) − 1``: 0 means the caption is ignored. ``reversed`` is the same gain for
+    the time-reversed caption of the clip ("left" for "right", "shrinking" for "growing"): whether the
+    motion words, not only colour and shape, are read where the motion is laid out."""
     generator = torch.Generator().manual_seed(args.seed + 101)
     picks = torch.randint(pool["latents"].shape[0], (8,), generator=generator)
     x0 = pool["latents"][picks].float()
     own = [pool["captions"][i] for i in picks.tolist()]
     other = own[3:] + own[:3]
+    reversible = [i for i, c in enumerate(pool["captions"]) if backwards[c]]
+    moving = [reversible[i] for i in torch.randint(len(reversible), (8,), generator=generator).tolist()]
+    x0_moving = pool["latents"][moving].float()
+    own_moving = [pool["captions"][i] for i in moving]
+    reversed_moving = [backwards[c] for c in own_moving]
     eps = torch.randn(x0.shape, generator=generator)
     levels = (300, 600, 900)
 
     @torch.no_grad()
+    def gain(unet, tower, clips, captions_a, captions_b, t) -> tuple:
+        errors = []
+        for captions in (captions_a, captions_b):
+            tokens = [token_table[c] for c in captions]
+            prediction = predict_noise(unet, tower, clips, eps, t, tokens, signal, noise_std)
+            errors.append(float(F.mse_loss(prediction, eps.flatten(0, 1))))
+        return errors[0], errors[1] / errors[0] - 1
+
     def probe(unet, tower) -> str:
         was_training = unet.training
         unet.eval()
         parts = []
         for level in levels:
             t = torch.full((x0.shape[0],), level)
-            errors = []
-            for captions in (own, other):
-                tokens = [token_table[c] for c in captions]
-                prediction = predict_noise(unet, tower, x0, eps, t, tokens, signal, noise_std)
-                errors.append(float(F.mse_loss(prediction, eps.flatten(0, 1))))
-            parts.append(f"t={level} eps {errors[0]:.4f} gain {errors[1] / errors[0] - 1:+.1%}")
+            error, other_gain = gain(unet, tower, x0, own, other, t)
+            _, reversed_gain = gain(unet, tower, x0_moving, own_moving, reversed_moving, t)
+            parts.append(f"t={level} eps {error:.4f} gain {other_gain:+.1%} reversed {reversed_gain:+.1%}")
         unet.train(was_training)
         return "caption probe: " + ", ".join(parts)
 
@@ -441,7 +457,7 @@ def blank_unused_tokens(text_state: dict, used: list[int]) -> dict:
 def export(args, unet_state: dict, vae_state: dict, text_state: dict) -> Path:
     from safetensors.torch import save_file
 
-    state = checkpoint_state(unet_state, vae_state, text_state)
+    state = checkpoint_state(unet_state, vae_state, text_state, schedule_of(args.spec))
     output = Path(args.output)
     output.parent.mkdir(parents=True, exist_ok=True)
     handle, temporary = tempfile.mkstemp(prefix=".partial-", dir=output.parent)
@@ -463,6 +479,10 @@ def main(argv=None) -> int:
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--threads", type=int, default=1,
                         help="torch threads; on a shared, loaded CPU 1 is far faster than 2 (no thread barriers)")
+    parser.add_argument("--variant", choices=sorted(SCHEDULES), default=DEMO_SPEC.variant,
+                        help="released layout (and its schedule) of the UNet")
+    parser.add_argument("--model-channels", type=int, default=DEMO_SPEC.model_channels, help="UNet width")
+    parser.add_argument("--text-width", type=int, default=DEMO_SPEC.text_width, help="text tower width")
     parser.add_argument("--vae-steps", type=int, default=3000)
     parser.add_argument("--vae-batch", type=int, default=8)
     parser.add_argument("--vae-crop", type=int, default=32, help="training crop side in pixels (multiple of 8)")
@@ -492,9 +512,11 @@ def main(argv=None) -> int:
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=50)
     args = parser.parse_args(argv)
+    args.spec = replace(DEMO_SPEC, variant=args.variant, model_channels=args.model_channels,
+                        text_width=args.text_width)
     torch.set_num_threads(args.threads)
     began = time.time()
-    log(f"work dir {args.work}; output {args.output}")
+    log(f"work dir {args.work}; output {args.output}; {args.spec}")
     vae_state = normalised_vae(args, args.work, train_vae(args, args.work))
     if args.stop_after == "vae":
         return 0
