@@ -75,6 +75,11 @@ from videocrafter_suite.devkit.tiny_checkpoint import _random_from_layout  # noq
 from videocrafter_suite.models.unet.unet3d import VideoCrafterUNet  # noqa: E402
 
 
+#: first step of the "layout" range of ``--layout-fraction``: from here on (SNR < 0.04 on the VC2 and VC1
+#: schedules) a 16-frame trajectory can hardly be read from x_t, so the caption alone decides the motion.
+LAYOUT_STEPS = 900
+
+
 def log(message: str) -> None:
     print(f"[train {time.strftime('%H:%M:%S')}] {message}", flush=True)
 
@@ -305,7 +310,8 @@ def train_unet(args, work: Path, pool: dict):
     for caption in set(captions):
         spec = data.reversed_spec(data.parse_caption(caption))
         backwards[caption] = None if spec.held_back else spec.caption
-    token_table = tokens_of(clip, sorted(set(captions) | {c for c in backwards.values() if c}) + [""])
+    probed = {c for swapped in probe_captions(sorted(set(captions))).values() for c in swapped}
+    token_table = tokens_of(clip, sorted(set(captions) | {c for c in backwards.values() if c} | probed) + [""])
     latents = pool["latents"]
     schedule = schedule_of(model_spec)
     acp = schedule.alphas_cumprod.float()
@@ -313,7 +319,7 @@ def train_unet(args, work: Path, pool: dict):
     noise_std = (1.0 - acp).sqrt()
     weights = high_noise_weights(signal, noise_std, args.high_noise_weight)
     frames = data.FRAMES
-    probe = caption_probe(args, pool, token_table, backwards, signal, noise_std)
+    probe = caption_probe(args, pool, token_table, signal, noise_std)
     total = args.unet_steps + args.extra_steps
     meter = Meter(total, start)
     if start < total:
@@ -324,9 +330,12 @@ def train_unet(args, work: Path, pool: dict):
             group["lr"] = (lr_at(step, args.unet_steps, args.unet_lr) if step < args.unet_steps
                            else args.unet_lr * args.extra_lr_factor)
         generator = step_generator(args.seed, 3, step)
+        # The VC2 temporal convs train with dropout 0.1 (the original's TemporalConvBlock), drawn from the global
+        # generator: seed it per step too, or a resumed run differs from an uninterrupted one.
+        torch.manual_seed(step_generator(args.seed, 4, step).initial_seed())
         picks = torch.randint(latents.shape[0], (args.batch,), generator=generator)
         x0 = latents[picks].float()  # [B, T, 4, h, w]
-        flip = torch.rand(args.batch, generator=generator) < 0.5
+        flip = torch.rand(args.batch, generator=generator) < args.time_flip
         drop = torch.rand(args.batch, generator=generator) < args.caption_dropout
         texts = []
         for row, (i, f) in enumerate(zip(picks.tolist(), flip.tolist())):
@@ -337,6 +346,9 @@ def train_unet(args, work: Path, pool: dict):
                 texts.append(captions[i])
         tokens = [token_table["" if d else text] for text, d in zip(texts, drop.tolist())]
         t = torch.randint(1000, (args.batch,), generator=generator)
+        if args.layout_fraction:  # the noisiest steps, where only the caption can say where the object goes
+            layout = torch.rand(args.batch, generator=generator) < args.layout_fraction
+            t = torch.where(layout, torch.randint(LAYOUT_STEPS, 1000, (args.batch,), generator=generator), t)
         eps = torch.randn(x0.shape, generator=generator)
         if args.offset_noise:
             eps = eps + args.offset_noise * torch.randn((args.batch, 1, x0.shape[2], 1, 1), generator=generator)
@@ -395,34 +407,45 @@ def high_noise_weights(signal: torch.Tensor, noise_std: torch.Tensor, cap: float
     return (1.0 + snr.reciprocal()).clamp(max=max(1.0, cap))
 
 
-def caption_probe(args, pool: dict, token_table: dict, backwards: dict, signal: torch.Tensor,
-                  noise_std: torch.Tensor):
-    """A fixed check of whether the model reads the text: the ε error of 8 fixed training clips at three
-    noise levels with their own captions and with other clips' captions (same noise). ``gain`` is
-    ``error(other) / error(own) − 1``: 0 means the caption is ignored. ``reversed`` is the same gain for
-    the time-reversed caption of the clip ("left" for "right", "shrinking" for "growing"): whether the
-    motion words, not only colour and shape, are read where the motion is laid out."""
+#: One word of a caption swapped for another of its kind, for the caption probe's per-word gains.
+WORD_SWAPS = {
+    "colour": lambda c: data.ClipSpec({"red": "green", "green": "red", "blue": "yellow", "yellow": "blue"}[c.colour],
+                                      c.shape, c.motion, c.background),
+    "shape": lambda c: data.ClipSpec(c.colour, {"circle": "square", "square": "triangle", "triangle": "circle"}[c.shape],
+                                     c.motion, c.background),
+    "motion": data.reversed_spec,  # left <-> right, up <-> down, growing <-> shrinking
+    "background": lambda c: data.ClipSpec(c.colour, c.shape, c.motion,
+                                          {"grey": "black", "black": "checkered", "checkered": "grey"}[c.background]),
+}
+
+
+def probe_captions(captions: list[str]) -> dict[str, list[str]]:
+    """For each kind of word, the captions with that word swapped (see :data:`WORD_SWAPS`)."""
+    return {kind: [swap(data.parse_caption(c)).caption for c in captions] for kind, swap in WORD_SWAPS.items()}
+
+
+def caption_probe(args, pool: dict, token_table: dict, signal: torch.Tensor, noise_std: torch.Tensor,
+                  levels=(300, 600, 900, 990)):
+    """A fixed check of which words the model reads, and at which noise level.
+
+    The ε error of 8 fixed training clips (fixed noise) with their own captions, and ``gain`` = error with a
+    changed caption ÷ error with the own caption − 1 (0: that part of the caption is ignored): ``other`` is another
+    clip's whole caption; ``colour``, ``shape``, ``motion`` (the time-reversed motion: "left" for "right") and
+    ``background`` swap one word. At t = 990 the latent is almost pure noise, so there the gains say whether the
+    words lay the clip out (the demo model reads colour and background there, not shape and motion;
+    docs/demo_model.md). ``token_table`` must hold the swapped captions (:func:`probe_captions`).
+    """
     generator = torch.Generator().manual_seed(args.seed + 101)
     picks = torch.randint(pool["latents"].shape[0], (8,), generator=generator)
     x0 = pool["latents"][picks].float()
     own = [pool["captions"][i] for i in picks.tolist()]
-    other = own[3:] + own[:3]
-    reversible = [i for i, c in enumerate(pool["captions"]) if backwards[c]]
-    moving = [reversible[i] for i in torch.randint(len(reversible), (8,), generator=generator).tolist()]
-    x0_moving = pool["latents"][moving].float()
-    own_moving = [pool["captions"][i] for i in moving]
-    reversed_moving = [backwards[c] for c in own_moving]
+    changed = {"other": own[3:] + own[:3], **probe_captions(own)}
     eps = torch.randn(x0.shape, generator=generator)
-    levels = (300, 600, 900)
 
     @torch.no_grad()
-    def gain(unet, tower, clips, captions_a, captions_b, t) -> tuple:
-        errors = []
-        for captions in (captions_a, captions_b):
-            tokens = [token_table[c] for c in captions]
-            prediction = predict_noise(unet, tower, clips, eps, t, tokens, signal, noise_std)
-            errors.append(float(F.mse_loss(prediction, eps.flatten(0, 1))))
-        return errors[0], errors[1] / errors[0] - 1
+    def error(unet, tower, captions, t) -> float:
+        prediction = predict_noise(unet, tower, x0, eps, t, [token_table[c] for c in captions], signal, noise_std)
+        return float(F.mse_loss(prediction, eps.flatten(0, 1)))
 
     def probe(unet, tower) -> str:
         was_training = unet.training
@@ -430,11 +453,12 @@ def caption_probe(args, pool: dict, token_table: dict, backwards: dict, signal: 
         parts = []
         for level in levels:
             t = torch.full((x0.shape[0],), level)
-            error, other_gain = gain(unet, tower, x0, own, other, t)
-            _, reversed_gain = gain(unet, tower, x0_moving, own_moving, reversed_moving, t)
-            parts.append(f"t={level} eps {error:.4f} gain {other_gain:+.1%} reversed {reversed_gain:+.1%}")
+            base = error(unet, tower, own, t)
+            gains = " ".join(f"{kind} {error(unet, tower, captions, t) / base - 1:+.1%}"
+                             for kind, captions in changed.items())
+            parts.append(f"t={level} eps {base:.4f} gain {gains}")
         unet.train(was_training)
-        return "caption probe: " + ", ".join(parts)
+        return "caption probe: " + "; ".join(parts)
 
     return probe
 
@@ -501,6 +525,15 @@ def main(argv=None) -> int:
     parser.add_argument("--high-noise-weight", type=float, default=25.0,
                         help="cap of the loss weight min(1 + 1/SNR, cap) (the v-prediction weighting, truncated); "
                              "1 = the plain eps loss")
+    parser.add_argument("--time-flip", type=float, default=0.5,
+                        help="probability of playing a training clip backwards with the reversed caption (left <-> "
+                             "right, growing <-> shrinking); it doubles the clips per caption, but with start "
+                             "positions symmetric about the centre it also makes every direction's object sit at the "
+                             "same place on average (docs/demo_model.md)")
+    parser.add_argument("--layout-fraction", type=float, default=0.0,
+                        help=f"share of training clips whose step is drawn from [{LAYOUT_STEPS}, 999] instead of "
+                             "[0, 999]: where the latent is (almost) pure noise the object's place in each frame "
+                             "(the motion) can only come from the caption")
     parser.add_argument("--offset-noise", type=float, default=0.0,
                         help="std of a per-clip, per-channel constant added to the training noise (offset noise, "
                              "Guttenberg 2023): the clip-wide colour can then not be read from x_t at high noise, "
