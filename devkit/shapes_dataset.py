@@ -87,18 +87,35 @@ class Clip:
         return self.spec.caption
 
 
-def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, size: int = SIZE):
+#: How translating objects travel. ``"anywhere"``: start, travel and the across position drawn over the whole
+#: frame (the committed demonstration model's data). ``"entering"``: the object enters near one edge, travels
+#: 20-30 px (about to the middle) and stays near the middle third across, so where it is differs by direction even
+#: averaged over the clip. With "anywhere" (and clips also played backwards) "left" and "right" put the object at
+#: the same place on average: the direction word only pays together with knowing which frame is which, and vice
+#: versa, a saddle where both start with zero gradient (docs/demo_model.md).
+PATHS = ("anywhere", "entering")
+
+
+def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, size: int = SIZE,
+               paths: str = "anywhere"):
     """Centres ``[T, 2]`` and radii ``[T]`` of one clip: linear motion, object fully inside the frame."""
     def uniform(lo, hi):
         return lo + (hi - lo) * float(torch.rand((), generator=generator))
 
+    if paths not in PATHS:
+        raise ValueError(f"unknown paths {paths!r}; choose one of {PATHS}")
     steps = torch.linspace(0.0, 1.0, frames)
     if motion in DIRECTIONS:
         radius = uniform(7.0, 10.0)
-        travel = uniform(26.0, size - 2 * radius - 6.0)
         lo = radius + 2.0
-        start_along = uniform(lo, size - lo - travel)
-        across = uniform(lo + 4.0, size - lo - 4.0)
+        if paths == "entering":
+            start_along = lo + uniform(0.0, 4.0)
+            travel = uniform(20.0, 30.0)
+            across = size / 2 + uniform(-size / 6, size / 6)
+        else:
+            travel = uniform(26.0, size - 2 * radius - 6.0)
+            start_along = uniform(lo, size - lo - travel)
+            across = uniform(lo + 4.0, size - lo - 4.0)
         along = start_along + travel * steps
         dx, dy = DIRECTIONS[motion]
         if dx:
@@ -153,10 +170,10 @@ def render(spec: ClipSpec, centres: torch.Tensor, radii: torch.Tensor, size: int
     return background(spec.background, size, centres.shape[0]) * (1 - mask) + colour * mask
 
 
-def make_clip(spec: ClipSpec, seed: int, frames: int = FRAMES, size: int = SIZE) -> Clip:
-    """One clip of ``spec``; the same seed gives the same clip."""
+def make_clip(spec: ClipSpec, seed: int, frames: int = FRAMES, size: int = SIZE, paths: str = "anywhere") -> Clip:
+    """One clip of ``spec``; the same seed gives the same clip (``paths``: see :data:`PATHS`)."""
     generator = torch.Generator().manual_seed(seed)
-    centres, radii = trajectory(spec.motion, generator, frames, size)
+    centres, radii = trajectory(spec.motion, generator, frames, size, paths)
     return Clip(spec, render(spec, centres, radii, size), centres, radii)
 
 

@@ -236,7 +236,7 @@ def normalised_vae(args, work: Path, vae_state: dict) -> dict:
 # --- stage 2: latent pool -------------------------------------------------------------------------------------
 
 def latent_pool(args, work: Path, vae_state: dict) -> dict:
-    path = work / f"latents_{args.pool}.pt"
+    path = work / (f"latents_{args.pool}.pt" if args.paths == "anywhere" else f"latents_{args.pool}_{args.paths}.pt")
     saved = load_if_any(path)
     if saved is not None and saved["latents"].shape[0] == args.pool:
         return saved
@@ -250,7 +250,7 @@ def latent_pool(args, work: Path, vae_state: dict) -> dict:
     latents, captions = [], []
     began = time.time()
     for n, (i, seed) in enumerate(zip(picks, seeds)):
-        clip = data.make_clip(specs[i], seed)
+        clip = data.make_clip(specs[i], seed, paths=args.paths)
         latents.append(encode_frames(vae, clip.frames) * LATENT_SCALE)  # what the UNet sees
         captions.append(clip.caption)
         if (n + 1) % 200 == 0:
@@ -525,6 +525,8 @@ def main(argv=None) -> int:
     parser.add_argument("--high-noise-weight", type=float, default=25.0,
                         help="cap of the loss weight min(1 + 1/SNR, cap) (the v-prediction weighting, truncated); "
                              "1 = the plain eps loss")
+    parser.add_argument("--paths", choices=data.PATHS, default="anywhere",
+                        help="how translating objects travel in the UNet's training clips (devkit/shapes_dataset.PATHS)")
     parser.add_argument("--time-flip", type=float, default=0.5,
                         help="probability of playing a training clip backwards with the reversed caption (left <-> "
                              "right, growing <-> shrinking); it doubles the clips per caption, but with start "

@@ -114,3 +114,24 @@ def test_committed_checkpoint_loads_as_vc2(comfy_path):
     assert loaded.variant.name == "vc2_t2v_512" and loaded.model.model.model_config.schedule.use_scale
     assert log_if_demonstration(str(DEMO_CHECKPOINT))
     assert loaded.clip is not None and loaded.vae is not None
+
+
+def test_entering_paths_place_each_direction_apart_on_average():
+    """``paths="entering"``: where the object is, averaged over the clip, already tells the direction (no saddle)."""
+    spec = {d: data.ClipSpec("red", "circle", d, "grey") for d in data.DIRECTIONS}
+    for paths, apart in (("anywhere", False), ("entering", True)):
+        means = {d: torch.stack([data.make_clip(s, seed, paths=paths).centres.mean(0) for seed in range(40)]).mean(0)
+                 for d, s in spec.items()}
+        gap_x = float(means["left"][0] - means["right"][0])
+        gap_y = float(means["up"][1] - means["down"][1])
+        if apart:
+            assert gap_x > 8 and gap_y > 8, (paths, gap_x, gap_y)
+        else:
+            assert abs(gap_x) < 3 and abs(gap_y) < 3, (paths, gap_x, gap_y)
+    for seed in range(20):
+        clip = data.make_clip(spec["left"], seed, paths="entering")
+        r = float(clip.radii[0])
+        assert clip.centres.min() >= r and clip.centres.max() <= data.SIZE - r
+        assert float(clip.centres[0, 0] - clip.centres[-1, 0]) >= 19.9  # it really moves left
+    with pytest.raises(ValueError, match="unknown paths"):
+        data.make_clip(spec["left"], 0, paths="diagonal")
