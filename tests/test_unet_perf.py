@@ -5,7 +5,7 @@
 * chunks under inference — feed-forward by tokens, attention by sequences, spatial transformers by frames,
   temporal transformers by pixel sequences — and one piece under autograd (training stays correct);
 * the time/fps embedding without a data-dependent branch (no ``torch.compile`` graph break);
-* text (and I2V image) K/V projected once per video when every frame has the same tokens.
+* text (and I2V image, StyleCrafter style) K/V projected once per video when every frame has the same tokens.
 """
 from __future__ import annotations
 
@@ -185,8 +185,8 @@ def test_embedding_has_no_graph_break():
 
 
 
-def _no_sharing(context, image_context, videos):
-    return context, image_context
+def _no_sharing(rows, videos):
+    return rows
 
 
 # input_blocks[1]'s transformer: 8x8 tokens x 32 wide = 2048 elements per frame; 2 videos of T = 3 frames.
@@ -211,7 +211,7 @@ def test_text_keys_and_values_once_per_video(monkeypatch, layer_chunk, shared_ro
     shared = model(*args, image_context=d["img"])
     assert rows == shared_rows
     rows.clear()
-    monkeypatch.setattr(unet3d, "share_context_per_video", _no_sharing)
+    monkeypatch.setattr(unet3d, "share_rows_per_video", _no_sharing)
     per_frame = model(*args, image_context=d["img"])
     assert rows == per_frame_rows
     assert_same_function(shared, per_frame)
@@ -240,10 +240,43 @@ def test_shared_text_trains_like_per_frame_text(monkeypatch):
     grads = []
     for share in (True, False):
         if not share:
-            monkeypatch.setattr(unet3d, "share_context_per_video", _no_sharing)
+            monkeypatch.setattr(unet3d, "share_rows_per_video", _no_sharing)
         model = make().train()
         ctx = d["ctx"].clone().requires_grad_(True)
         model(d["x"], d["t"], ctx, d["fps"], image_context=d["img"]).square().mean().backward()
         grads.append((ctx.grad, model.input_blocks[1][1].transformer_blocks[0].attn2.to_k.weight.grad))
     for shared_grad, per_frame_grad in zip(*grads):
         assert_same_function(shared_grad, per_frame_grad)
+
+
+@pytest.mark.parametrize("layer_chunk", [None, 3 * 12 * 32, 2 * 12 * 32])  # unchunked; whole videos; frames
+def test_shared_rows_with_style_and_image_tokens_equal_per_frame_rows(monkeypatch, layer_chunk):
+    """StyleCrafter's style tokens and scales and I2V's image tokens shared per video like the text."""
+    from videocrafter_suite.models.style.adapter import StyleKV
+
+    torch.manual_seed(0)
+    layer = attention.SpatialTransformer(32, 2, 16, context_dim=12, use_linear=True, img_cross_attention=True).eval()
+    layer.transformer_blocks[0].attn2.processor = StyleKV(12, 32, 1)
+    with torch.no_grad():
+        for p in layer.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    g = torch.Generator().manual_seed(1)
+    videos, frames = 2, 3
+    x = torch.randn(videos * frames, 32, 3, 4, generator=g)
+    ctx, img = torch.randn(videos, 6, 12, generator=g), torch.randn(videos, 2, 12, generator=g)
+    style_ctx, scales = torch.randn(videos, 3, 12, generator=g), torch.rand(videos, 2, generator=g)
+    per_frame = [r.repeat_interleave(frames, 0) for r in (ctx, img, style_ctx, scales)]
+    shared = attention.share_rows_per_video(tuple(per_frame), videos)
+    assert [r.shape[0] for r in shared] == [videos] * 4
+    if layer_chunk:
+        monkeypatch.setattr(attention, "LAYER_CHUNK_ELEMENTS", layer_chunk)
+    with torch.inference_mode():
+        expected = layer(x, per_frame[0], image_context=per_frame[1], image_scale=0.5,
+                         style=attention.StyleInputs(per_frame[2], per_frame[3], 0.7))
+        got = layer(x, shared[0], image_context=shared[1], image_scale=0.5,
+                    style=attention.StyleInputs(shared[2], shared[3], 0.7))
+    assert_same_function(got, expected)
+    different = list(per_frame)
+    different[3] = different[3].clone()
+    different[3][4] += 1.0  # one frame with other style scales: nothing is shared
+    assert all(a is b for a, b in zip(attention.share_rows_per_video(tuple(different), videos), different))

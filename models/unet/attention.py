@@ -227,17 +227,16 @@ class CrossAttention(nn.Module):
 
         A ``context`` with fewer rows than ``x`` is shared by consecutive sequences: ``x`` row ``i`` reads
         context row ``i // (len(x) / len(context))`` (one text per video, frames as sequences; see
-        :func:`share_context_per_video`). Those sequences are attended as one long query sequence per context
+        :func:`share_rows_per_video`). Those sequences are attended as one long query sequence per context
         row, so K and V are projected once per video instead of once per frame; every query row's softmax is
         the same as before (the keys are the same), only the batching differs.
         """
         sequences, tokens = x.shape[:2]
         shared = context is not None and context.shape[0] < sequences
         if shared:
-            if style is not None:
-                raise ValueError("a per-video context cannot be combined with per-frame style tokens")
-            if image_context is not None and image_context.shape[0] != context.shape[0]:
-                raise ValueError("image_context must be shared like context (one row per video)")
+            rows = [image_context] + ([style.context, style.scales] if style is not None else [])
+            if any(r is not None and r.shape[0] != context.shape[0] for r in rows):
+                raise ValueError("image and style tokens must be shared like context (one row per video)")
             x = x.reshape(context.shape[0], -1, x.shape[2])
         out = self._attend_rows(x, context, mask, image_context, image_scale, style)
         return out.reshape(sequences, tokens, out.shape[2]) if shared else out
@@ -404,7 +403,7 @@ class SpatialTransformer(nn.Module):
 
     def forward(self, x, context=None, image_context=None, image_scale=None, style=None):
         """``x`` ``[(b t), c, h, w]``; ``context``/``image_context``/``style`` per frame (or None); ``context`` and
-        ``image_context`` may instead hold one row per video (:func:`share_context_per_video`).
+        ``image_context`` (and ``style``'s rows) may instead hold one row per video (:func:`share_rows_per_video`).
 
         Frames are independent here (the GroupNorm's statistics are per frame), so under inference the
         frames run in chunks of :data:`LAYER_CHUNK_ELEMENTS` (the token stream of a chunk, not of the clip,
@@ -419,9 +418,12 @@ class SpatialTransformer(nn.Module):
             rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, x[0].numel() // self.in_channels * width)
             shared = context is not None and context.shape[0] < n
             if shared and rows >= n // context.shape[0]:  # whole videos fit a chunk: keep K/V once per video
-                return self._video_chunks(x, context, image_context, image_scale, rows // (n // context.shape[0]))
+                return self._video_chunks(x, context, image_context, image_scale, style,
+                                          rows // (n // context.shape[0]))
             if shared:  # one video's frames exceed a chunk: chunk by frames with per-frame rows, as unshared
                 context, image_context = expand_shared_rows(context, n), expand_shared_rows(image_context, n)
+                if style is not None:
+                    style = _style_rows(style, expand_shared_rows(style.context, n), expand_shared_rows(style.scales, n))
             if rows < n:
                 return map_row_chunks(
                     lambda xs, cs, ics, scs, sss: self._frames(xs, cs, ics, image_scale, _style_rows(style, scs, sss)),
@@ -429,14 +431,16 @@ class SpatialTransformer(nn.Module):
                     None if style is None else style.scales)
         return self._frames(x, context, image_context, image_scale, style)
 
-    def _video_chunks(self, x, context, image_context, image_scale, videos_per_chunk: int):
-        """:meth:`_frames` on chunks of whole videos, each with its videos' shared context rows."""
+    def _video_chunks(self, x, context, image_context, image_scale, style, videos_per_chunk: int):
+        """:meth:`_frames` on chunks of whole videos, each with its videos' shared context (and style) rows."""
         frames = x.shape[0] // context.shape[0]
         out = None
         for start in range(0, context.shape[0], videos_per_chunk):
             stop = start + videos_per_chunk
-            piece = self._frames(x[start * frames:stop * frames], context[start:stop],
-                                 None if image_context is None else image_context[start:stop], image_scale, None)
+            rows = [None if r is None else r[start:stop] for r in
+                    (image_context, None if style is None else style.context, None if style is None else style.scales)]
+            piece = self._frames(x[start * frames:stop * frames], context[start:stop], rows[0], image_scale,
+                                 _style_rows(style, rows[1], rows[2]))
             if videos_per_chunk >= context.shape[0]:
                 return piece
             if out is None:
@@ -470,34 +474,36 @@ def expand_shared_rows(value: torch.Tensor | None, rows: int) -> torch.Tensor | 
     return value.repeat_interleave(rows // value.shape[0], dim=0)
 
 
-def share_context_per_video(context: torch.Tensor | None, image_context: torch.Tensor | None, videos: int):
-    """``(context, image_context)`` reduced to one row per video when every frame of each video has the same rows.
+def share_rows_per_video(rows: tuple, videos: int) -> tuple:
+    """Per-frame conditioning ``rows`` (text, I2V image and StyleCrafter style tokens, style scales; None where
+    absent) reduced to one row per video when every frame of each video has the same rows — else unchanged.
 
-    Text (and I2V image) tokens are per video in VideoCrafter (openaimodel3d.py:544-547 repeats them over
+    Text (and image, style) tokens are per video in VideoCrafter (openaimodel3d.py:544-547 repeats them over
     frames), and ComfyUI hands them repeated to the batch of frames; projecting them to K/V once per video
     instead of once per frame saves ``(T−1)/T`` of the cross-attention's K/V work — at 16×16×16 latents about
-    8 % of a full-width VC2 forward. Per-frame rows that differ (prompt travel, window conditions) are kept
-    as they are. Skipped while ``torch.compile`` traces (the check is data-dependent): compiled graphs take
-    the per-frame path, which gives the same numbers.
+    11 % of a full-width VC2 forward (docs/performance.md). Per-frame rows that differ (prompt travel, window
+    conditions) are kept as they are; all rows are shared or none. Skipped while ``torch.compile`` traces (the
+    check is data-dependent): compiled graphs take the per-frame path, which gives the same numbers.
     """
-    if context is None or torch.compiler.is_compiling():
-        return context, image_context
-    frames = context.shape[0] // videos
-    if frames <= 1 or context.shape[0] != videos * frames:
-        return context, image_context
+    first_rows = next((r for r in rows if r is not None), None)
+    if first_rows is None or torch.compiler.is_compiling():
+        return rows
+    frames = first_rows.shape[0] // videos
+    if frames <= 1:
+        return rows
     shared = []
-    for value in (context, image_context):
+    for value in rows:
         if value is None:
             shared.append(None)
             continue
-        if value.shape[0] != context.shape[0]:
-            return context, image_context
+        if value.shape[0] != videos * frames:
+            return rows
         grouped = value.unflatten(0, (videos, frames))
         first = grouped[:, :1]
         if not torch.equal(grouped, first.expand_as(grouped)):
-            return context, image_context
+            return rows
         shared.append(first.squeeze(1))
-    return shared[0], shared[1]
+    return tuple(shared)
 
 
 def _stream_width(channels: int, blocks: nn.ModuleList) -> int:

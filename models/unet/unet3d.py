@@ -17,13 +17,13 @@ tensors as hooks on the original model.
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 import torch
 from torch import nn
 
-from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, StyleInputs, TemporalTransformer, share_context_per_video
+from .attention import TEXT_CONTEXT_LEN, SpatialTransformer, StyleInputs, TemporalTransformer, share_rows_per_video
 from .resblocks import (Downsample, ResBlock, TimestepBlock, Upsample, float32_group_norm,
                         timestep_embedding)
 
@@ -311,8 +311,12 @@ class VideoCrafterUNet(nn.Module):
             scales = None if style_scales is None else _per_frame(style_scales.to(dtype), b, t, "style_scales")
             style = StyleInputs(_per_frame(style_context.to(dtype), b, t, "style_context"), scales,
                                 float(style_weight), bool(style_scaled_logits))
-        elif self.config.temporal_selfatt_only:  # no temporal cross-attention reads the per-frame rows
-            context, image_context = share_context_per_video(context, image_context, b)
+        if self.config.temporal_selfatt_only and context is not None:  # no temporal cross-attention reads them
+            rows = (context, image_context) + ((style.context, style.scales) if style is not None else ())
+            rows = share_rows_per_video(rows, b)
+            context, image_context = rows[:2]
+            if style is not None:
+                style = replace(style, context=rows[2], scales=rows[3])
 
         kwargs = dict(context=context, num_frames=t, image_context=image_context,
                       image_scale=image_scale, temporal_enabled=temporal_enabled, style=style,
