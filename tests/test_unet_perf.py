@@ -112,7 +112,8 @@ def test_attention_chunks_sequences_under_inference_only(monkeypatch, kind):
     assert_same_function(chunked, reference)
 
 
-def test_spatial_transformer_chunks_frames_with_style_and_image_tokens(monkeypatch):
+def _style_and_image_layer():
+    """A spatial transformer with I2V image cross-attention and a StyleCrafter style processor (12-wide tokens)."""
     from videocrafter_suite.models.style.adapter import StyleKV
 
     torch.manual_seed(0)
@@ -121,6 +122,11 @@ def test_spatial_transformer_chunks_frames_with_style_and_image_tokens(monkeypat
     with torch.no_grad():
         for p in layer.parameters():
             p.add_(0.05 * torch.randn_like(p))
+    return layer
+
+
+def test_spatial_transformer_chunks_frames_with_style_and_image_tokens(monkeypatch):
+    layer = _style_and_image_layer()
     g = torch.Generator().manual_seed(1)
     frames = 5
     x = torch.randn(frames, 32, 3, 4, generator=g)
@@ -252,14 +258,7 @@ def test_shared_text_trains_like_per_frame_text(monkeypatch):
 @pytest.mark.parametrize("layer_chunk", [None, 3 * 12 * 32, 2 * 12 * 32])  # unchunked; whole videos; frames
 def test_shared_rows_with_style_and_image_tokens_equal_per_frame_rows(monkeypatch, layer_chunk):
     """StyleCrafter's style tokens and scales and I2V's image tokens shared per video like the text."""
-    from videocrafter_suite.models.style.adapter import StyleKV
-
-    torch.manual_seed(0)
-    layer = attention.SpatialTransformer(32, 2, 16, context_dim=12, use_linear=True, img_cross_attention=True).eval()
-    layer.transformer_blocks[0].attn2.processor = StyleKV(12, 32, 1)
-    with torch.no_grad():
-        for p in layer.parameters():
-            p.add_(0.05 * torch.randn_like(p))
+    layer = _style_and_image_layer()
     g = torch.Generator().manual_seed(1)
     videos, frames = 2, 3
     x = torch.randn(videos * frames, 32, 3, 4, generator=g)
