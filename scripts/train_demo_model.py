@@ -311,7 +311,7 @@ def train_unet(args, work: Path, pool: dict):
         spec = data.reversed_spec(data.parse_caption(caption))
         backwards[caption] = None if spec.held_back else spec.caption
     probed = {c for swapped in probe_captions(sorted(set(captions))).values() for c in swapped}
-    token_table = tokens_of(clip, sorted(set(captions) | {c for c in backwards.values() if c} | probed) + [""])
+    token_table = tokens_of(clip, sorted(set(captions) | probed) + [""])  # probed: every reversed caption too
     latents = pool["latents"]
     schedule = schedule_of(model_spec)
     acp = schedule.alphas_cumprod.float()

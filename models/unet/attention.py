@@ -416,37 +416,23 @@ class SpatialTransformer(nn.Module):
         if not torch.is_grad_enabled() and all(t.shape[0] <= n for t in per_frame):
             width = _stream_width(self.in_channels, self.transformer_blocks)
             rows = rows_per_chunk(LAYER_CHUNK_ELEMENTS, x[0].numel() // self.in_channels * width)
-            shared = context is not None and context.shape[0] < n
-            if shared and rows >= n // context.shape[0]:  # whole videos fit a chunk: keep K/V once per video
-                return self._video_chunks(x, context, image_context, image_scale, style,
-                                          rows // (n // context.shape[0]))
-            if shared:  # one video's frames exceed a chunk: chunk by frames with per-frame rows, as unshared
-                context, image_context = expand_shared_rows(context, n), expand_shared_rows(image_context, n)
-                if style is not None:
-                    style = _style_rows(style, expand_shared_rows(style.context, n), expand_shared_rows(style.scales, n))
             if rows < n:
-                return map_row_chunks(
-                    lambda xs, cs, ics, scs, sss: self._frames(xs, cs, ics, image_scale, _style_rows(style, scs, sss)),
-                    rows, x, context, image_context, None if style is None else style.context,
-                    None if style is None else style.scales)
-        return self._frames(x, context, image_context, image_scale, style)
+                def frames_of(xs, cs, ics, scs, sss):
+                    return self._frames(xs, cs, ics, image_scale, _style_rows(style, scs, sss))
 
-    def _video_chunks(self, x, context, image_context, image_scale, style, videos_per_chunk: int):
-        """:meth:`_frames` on chunks of whole videos, each with its videos' shared context (and style) rows."""
-        frames = x.shape[0] // context.shape[0]
-        out = None
-        for start in range(0, context.shape[0], videos_per_chunk):
-            stop = start + videos_per_chunk
-            rows = [None if r is None else r[start:stop] for r in
-                    (image_context, None if style is None else style.context, None if style is None else style.scales)]
-            piece = self._frames(x[start * frames:stop * frames], context[start:stop], rows[0], image_scale,
-                                 _style_rows(style, rows[1], rows[2]))
-            if videos_per_chunk >= context.shape[0]:
-                return piece
-            if out is None:
-                out = piece.new_empty((x.shape[0], *piece.shape[1:]))
-            out[start * frames:start * frames + piece.shape[0]] = piece
-        return out
+                style_rows = (None, None) if style is None else (style.context, style.scales)
+                if context is not None and context.shape[0] < n:  # rows shared per video
+                    frames = n // context.shape[0]
+                    if rows >= frames:  # chunks of whole videos: K/V stay once per video
+                        return map_row_chunks(
+                            lambda xs, *conditions: frames_of(xs.flatten(0, 1), *conditions).unflatten(0, (-1, frames)),
+                            rows // frames, x.unflatten(0, (-1, frames)), context, image_context, *style_rows,
+                        ).flatten(0, 1)
+                    # one video's frames exceed a chunk: chunks of frames with per-frame rows, as unshared
+                    context, image_context, *style_rows = (expand_shared_rows(r, n) for r in
+                                                           (context, image_context, *style_rows))
+                return map_row_chunks(frames_of, rows, x, context, image_context, *style_rows)
+        return self._frames(x, context, image_context, image_scale, style)
 
     def _frames(self, x, context, image_context, image_scale, style):
         b, c, h, w = x.shape
