@@ -92,8 +92,13 @@ class Clip:
 #: 20-30 px (about to the middle) and stays near the middle third across, so where it is differs by direction even
 #: averaged over the clip. With "anywhere" (and clips also played backwards) "left" and "right" put the object at
 #: the same place on average: the direction word only pays together with knowing which frame is which, and vice
-#: versa, a saddle where both start with zero gradient (docs/demo_model.md).
-PATHS = ("anywhere", "entering")
+#: versa, a saddle where both start with zero gradient (docs/demo_model.md). ``"crossing"``: a large object
+#: (radius 11-14 px) starts touching one edge and crosses the middle of the frame to stop 6-10 px past it, along
+#: the middle (+-5 px across); growing/shrinking objects stay near the centre. Each caption's object is then at
+#: nearly the same place in the same frame of every clip (a sharp template, a third of the frame), and the clips
+#: are not symmetric in time even without their captions (objects start at the edges and end near the middle), so
+#: which frame comes first is worth learning on its own, before the direction words can use it.
+PATHS = ("anywhere", "entering", "crossing")
 
 
 def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, size: int = SIZE,
@@ -106,9 +111,13 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
         raise ValueError(f"unknown paths {paths!r}; choose one of {PATHS}")
     steps = torch.linspace(0.0, 1.0, frames)
     if motion in DIRECTIONS:
-        radius = uniform(7.0, 10.0)
+        radius = uniform(11.0, 14.0) if paths == "crossing" else uniform(7.0, 10.0)
         lo = radius + 2.0
-        if paths == "entering":
+        if paths == "crossing":
+            start_along = radius + 1.0 + uniform(0.0, 3.0)
+            travel = size / 2 + uniform(6.0, 10.0) - start_along
+            across = size / 2 + uniform(-5.0, 5.0)
+        elif paths == "entering":
             start_along = lo + uniform(0.0, 4.0)
             travel = uniform(20.0, 30.0)
             across = size / 2 + uniform(-size / 6, size / 6)
@@ -129,7 +138,10 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
     radii = small + (large - small) * steps
     if motion == "shrinking":
         radii = radii.flip(0)
-    centre = [uniform(large + 1.0, size - large - 1.0) for _ in range(2)]
+    if paths == "crossing":
+        centre = [uniform(size / 2 - 6.0, size / 2 + 6.0) for _ in range(2)]
+    else:
+        centre = [uniform(large + 1.0, size - large - 1.0) for _ in range(2)]
     return torch.tensor(centre).expand(frames, 2).clone(), radii
 
 

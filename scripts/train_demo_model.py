@@ -304,6 +304,15 @@ def train_unet(args, work: Path, pool: dict):
         optimiser.load_state_dict(saved["optimiser"])
         ema, ema_text, start = saved["ema"], saved["ema_text"], saved["step"]
         log(f"UNet: resumed at step {start}")
+    elif args.init_from is not None:  # warm start: another run's weights and EMA, a fresh optimiser, step 0
+        init = torch.load(args.init_from, map_location="cpu", weights_only=True)
+        unet.load_state_dict(init["unet"])
+        ema = init["ema"]
+        if not args.fresh_text:
+            tower.transformer.load_state_dict(init["text"])
+            ema_text = init["ema_text"]
+        log(f"UNet: warm start from {args.init_from} (its step {init['step']})"
+            + ("; the text tower starts afresh" if args.fresh_text else ""))
     captions = pool["captions"]
     # Time reversal turns "left" into "right" etc. exactly; never into a held-back combination.
     backwards = {}
@@ -320,6 +329,7 @@ def train_unet(args, work: Path, pool: dict):
     weights = high_noise_weights(signal, noise_std, args.high_noise_weight)
     frames = data.FRAMES
     probe = caption_probe(args, pool, token_table, signal, noise_std)
+    layout = layout_probe(pool, token_table, signal, noise_std)
     total = args.unet_steps + args.extra_steps
     meter = Meter(total, start)
     if start < total:
@@ -369,7 +379,7 @@ def train_unet(args, work: Path, pool: dict):
         if (step + 1) % args.log_every == 0 or step + 1 == total:
             log(f"UNet {meter.line(step)}")
         if (step + 1) % args.probe_every == 0 or step + 1 == total:
-            log(f"UNet step {step + 1}: {probe(unet, tower)}")
+            log(f"UNet step {step + 1}: {probe(unet, tower)}; {layout(unet, tower)}")
         if (step + 1) % args.save_every == 0 or step + 1 == total:
             save_atomic({"unet": unet.state_dict(), "text": tower.transformer.state_dict(), "ema": ema,
                          "ema_text": ema_text, "optimiser": optimiser.state_dict(), "step": step + 1,
@@ -399,7 +409,8 @@ def high_noise_weights(signal: torch.Tensor, noise_std: torch.Tensor, cap: float
     plain ε loss, yet those steps are exactly where only the caption can say what to draw (measured:
     with the plain ε loss the model's error did not depend on the caption at all at t = 900).
     ``1 + 1/SNR`` is the weight that turns the ε loss into the v-prediction loss (Salimans & Ho,
-    "Progressive Distillation", ICLR 2022, the objective VideoCrafter1-1024 was trained with); it is
+    "Progressive Distillation", ICLR 2022; the released VideoCrafter models are all ε-parameterised,
+    manifests ``model_attrs.parameterization``, so the output stays ε and only the loss is reweighted); it is
     truncated at ``cap`` so the nearly pure-noise steps do not drown the detail steps. ``cap`` 1 is
     the plain ε objective of the original training.
     """
@@ -459,6 +470,59 @@ def caption_probe(args, pool: dict, token_table: dict, signal: torch.Tensor, noi
             parts.append(f"t={level} eps {base:.4f} gain {gains}")
         unet.train(was_training)
         return "caption probe: " + "; ".join(parts)
+
+    return probe
+
+
+def layout_probe(pool: dict, token_table: dict, signal: torch.Tensor, noise_std: torch.Tensor, level: int = 900,
+                 draws: int = 4):
+    """Does the model lay a clip out in time, and by the direction words? Two scores at a high-noise step.
+
+    The model's mean x0 prediction over ``draws`` fixed pure-noise latents (``x̂0 = (x_t − σ·ε̂)/a``, x_t = σ·ε)
+    is compared with the training pool's own averages:
+
+    * ``time order``: with the empty caption, the cosine between x̂0's first − last frame and the pool's mean
+      first − last frame: it grows towards 1 once the model knows which frame comes first (objects start at the
+      edges with ``--paths crossing``); meaningless for data that looks the same played backwards (``anywhere``);
+    * ``direction``: x̂0("… moving right …") − x̂0("… moving left …") projected on the pool's mean right − left
+      clip (and down − up), ``(a·b)/(b·b)``: 1 = as far apart as in the data, exactly 0 while the direction word
+      is ignored.
+    """
+    latents = pool["latents"].float()
+    motions = [data.parse_caption(c).motion for c in pool["captions"]]
+    template = {m: latents[[i for i, k in enumerate(motions) if k == m]].mean(0) for m in set(motions)}
+    pairs = []
+    for motion in ("right", "down"):
+        opposite = data.REVERSED_MOTION[motion]
+        caption = next((c for c, m in zip(pool["captions"], motions) if m == motion), None)
+        if caption is not None and opposite in template:
+            reverse = data.reversed_spec(data.parse_caption(caption)).caption
+            pairs.append((caption, reverse, template[motion] - template[opposite]))
+    order = latents.mean(0)
+    order = order[0] - order[-1]
+    eps = torch.randn((draws,) + tuple(latents.shape[1:]), generator=torch.Generator().manual_seed(202))
+
+    def along(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a * b).sum() / (b * b).sum().clamp(min=1e-12))
+
+    def cosine(a: torch.Tensor, b: torch.Tensor) -> float:
+        return float((a * b).sum() / (a.norm() * b.norm()).clamp(min=1e-12))
+
+    @torch.no_grad()
+    def mean_x0(unet, tower, caption: str) -> torch.Tensor:
+        t = torch.full((draws,), level)
+        prediction = predict_noise(unet, tower, torch.zeros_like(eps), eps, t, [token_table[caption]] * draws,
+                                   signal, noise_std).unflatten(0, eps.shape[:2])
+        return (noise_std[level] * (eps - prediction) / signal[level]).mean(0)
+
+    def probe(unet, tower) -> str:
+        was_training = unet.training
+        unet.eval()
+        blank = mean_x0(unet, tower, "")
+        direction = [along(mean_x0(unet, tower, a) - mean_x0(unet, tower, b), truth) for a, b, truth in pairs]
+        unet.train(was_training)
+        shown = " ".join(f"{d:+.2f}" for d in direction) if direction else "n/a"
+        return f"layout at t={level}: time order {cosine(blank[0] - blank[-1], order):+.2f}, direction {shown}"
 
     return probe
 
@@ -540,6 +604,11 @@ def main(argv=None) -> int:
                         help="std of a per-clip, per-channel constant added to the training noise (offset noise, "
                              "Guttenberg 2023): the clip-wide colour can then not be read from x_t at high noise, "
                              "only from the caption")
+    parser.add_argument("--init-from", type=Path, default=None,
+                        help="warm start: the UNet, text tower and EMA of another run's unet.pt (same --variant, "
+                             "--model-channels and --text-width); the optimiser and the step count start afresh")
+    parser.add_argument("--fresh-text", action="store_true",
+                        help="with --init-from: take only the UNet; the text tower starts from its initialisation")
     parser.add_argument("--probe-every", type=int, default=250, help="steps between caption probes")
     parser.add_argument("--ema", type=float, default=0.995)
     parser.add_argument("--stop-after", choices=("vae", "pool"), default=None,

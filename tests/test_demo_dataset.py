@@ -135,3 +135,26 @@ def test_entering_paths_place_each_direction_apart_on_average():
         assert float(clip.centres[0, 0] - clip.centres[-1, 0]) >= 19.9  # it really moves left
     with pytest.raises(ValueError, match="unknown paths"):
         data.make_clip(spec["left"], 0, paths="diagonal")
+
+
+def test_crossing_paths_are_a_sharp_template_per_caption():
+    """``paths="crossing"``: a large object starts touching the edge opposite to where its caption sends it and
+    crosses the middle, the same path in every clip within a few pixels (growing/shrinking stay near the centre);
+    clips start at the edges and end near the middle, so they are not symmetric in time."""
+    middle = data.SIZE / 2
+    for direction, (dx, dy) in data.DIRECTIONS.items():
+        spec = data.ClipSpec("blue", "square", direction, "checkered")
+        for seed in range(20):
+            clip = data.make_clip(spec, seed, paths="crossing")
+            r = float(clip.radii[0])
+            assert 11.0 <= r <= 14.0
+            assert clip.centres.min() >= r and clip.centres.max() <= data.SIZE - r  # fully inside, every frame
+            along = (clip.centres[:, 0] - middle) * dx + (clip.centres[:, 1] - middle) * dy  # signed, along motion
+            assert float(along[0]) <= -(middle - r - 4.0), (direction, along[0])  # starts touching its edge
+            assert 6.0 - 1e-4 <= float(along[-1]) <= 10.0 + 1e-4, (direction, along[-1])  # stops past the middle
+            across = (clip.centres[:, 1] - middle) * dx + (clip.centres[:, 0] - middle) * dy
+            assert float(across.abs().max()) <= 5.0 and float(across.max() - across.min()) < 1e-4  # a straight line
+    for seed in range(20):
+        clip = data.make_clip(data.ClipSpec("red", "circle", "growing", "grey"), seed, paths="crossing")
+        assert (clip.centres - middle).abs().max() <= 6.0
+        assert float(clip.radii[-1]) > float(clip.radii[0]) + 7.0

@@ -36,7 +36,8 @@ def test_training_is_seeded_resumable_and_exports_the_released_layout(tmp_path, 
     first, log = _train(tmp_path / "a", "--variant", variant)
     assert f"loads as {description}" in log
     probe = next(line for line in log.splitlines() if "caption probe" in line)
-    for word in ("t=990", "other", "colour", "shape", "motion", "background"):
+    for word in ("t=990", "other", "colour", "shape", "motion", "background", "layout at t=900: time order",
+                 "direction"):
         assert word in probe, probe
     if variant != "vc2_t2v_512":
         return
