@@ -329,7 +329,7 @@ def train_unet(args, work: Path, pool: dict):
     weights = high_noise_weights(signal, noise_std, args.high_noise_weight)
     frames = data.FRAMES
     probe = caption_probe(args, pool, token_table, signal, noise_std)
-    layout = layout_probe(pool, token_table, signal, noise_std)
+    layout_check = layout_probe(pool, token_table, signal, noise_std)
     total = args.unet_steps + args.extra_steps
     meter = Meter(total, start)
     if start < total:
@@ -379,7 +379,7 @@ def train_unet(args, work: Path, pool: dict):
         if (step + 1) % args.log_every == 0 or step + 1 == total:
             log(f"UNet {meter.line(step)}")
         if (step + 1) % args.probe_every == 0 or step + 1 == total:
-            log(f"UNet step {step + 1}: {probe(unet, tower)}; {layout(unet, tower)}")
+            log(f"UNet step {step + 1}: {probe(unet, tower)}; {layout_check(unet, tower)}")
         if (step + 1) % args.save_every == 0 or step + 1 == total:
             save_atomic({"unet": unet.state_dict(), "text": tower.transformer.state_dict(), "ema": ema,
                          "ema_text": ema_text, "optimiser": optimiser.state_dict(), "step": step + 1,
