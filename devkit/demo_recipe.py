@@ -37,6 +37,10 @@ VAE_DDCONFIG = {"double_z": True, "z_channels": 4, "resolution": 256, "in_channe
 LATENT_SCALE = 0.18215  # core's SD15 latent format, which the pack's loader gives every VideoCrafter model
 FPS = 28  # the example workflow's fps condition; the model was trained with it only
 
+#: How the translating objects of the committed model's training clips travel (``shapes_dataset.PATHS``): the
+#: quality tests take their ground-truth clips (keyframes, context frames) from the same distribution.
+DEMO_PATHS = "anywhere"
+
 #: Sampling settings the demo and the quality tests use (measured to give clean motion).
 SAMPLING = {"steps": 20, "cfg": 7.5, "eta": 1.0, "width": 64, "height": 64, "frames": 16}
 

@@ -294,8 +294,17 @@ def train_unet(args, work: Path, pool: dict):
     unet = VideoCrafterUNet(unet_config(model_spec))
     ema = {k: v.detach().clone() for k, v in unet.state_dict().items()}
     ema_text = {k: v.detach().clone() for k, v in tower.transformer.state_dict().items()}
-    parameters = list(unet.parameters()) + list(tower.transformer.parameters())
-    optimiser = torch.optim.AdamW(parameters, lr=args.unet_lr, weight_decay=0.0)
+    text_parameters = list(tower.transformer.parameters())
+    if args.text_lr_factor == 0:  # a frozen tower: its seeded initialisation is what gets exported
+        for parameter in text_parameters:
+            parameter.requires_grad_(False)
+        groups = [{"params": list(unet.parameters())}]
+    elif args.text_lr_factor == 1:
+        groups = [{"params": list(unet.parameters()) + text_parameters}]
+    else:
+        groups = [{"params": list(unet.parameters())}, {"params": text_parameters, "scale": args.text_lr_factor}]
+    parameters = [p for group in groups for p in group["params"]]
+    optimiser = torch.optim.AdamW(groups, lr=args.unet_lr, weight_decay=0.0)
     start = 0
     saved = load_if_any(path)
     if saved is not None:
@@ -337,8 +346,8 @@ def train_unet(args, work: Path, pool: dict):
     unet.train()
     for step in range(start, total):
         for group in optimiser.param_groups:  # cosine over --unet-steps, then constant (any stop point reproduces)
-            group["lr"] = (lr_at(step, args.unet_steps, args.unet_lr) if step < args.unet_steps
-                           else args.unet_lr * args.extra_lr_factor)
+            group["lr"] = group.get("scale", 1.0) * (lr_at(step, args.unet_steps, args.unet_lr)
+                                                     if step < args.unet_steps else args.unet_lr * args.extra_lr_factor)
         generator = step_generator(args.seed, 3, step)
         # The VC2 temporal convs train with dropout 0.1 (the original's TemporalConvBlock), drawn from the global
         # generator: seed it per step too, or a resumed run differs from an uninterrupted one.
@@ -607,6 +616,12 @@ def main(argv=None) -> int:
     parser.add_argument("--init-from", type=Path, default=None,
                         help="warm start: the UNet, text tower and EMA of another run's unet.pt (same --variant, "
                              "--model-channels and --text-width); the optimiser and the step count start afresh")
+    parser.add_argument("--text-lr-factor", type=float, default=1.0,
+                        help="text tower learning rate / UNet learning rate; 0 keeps the tower frozen at its seeded "
+                             "initialisation (a bag of words: every word moves every later token), as the released "
+                             "models keep their OpenCLIP frozen. Trained at full rate, the tower amplifies the words the "
+                             "UNet uses first (colour, background) until the direction words vanish from the context "
+                             "(docs/demo_model.md)")
     parser.add_argument("--fresh-text", action="store_true",
                         help="with --init-from: take only the UNet; the text tower starts from its initialisation")
     parser.add_argument("--probe-every", type=int, default=250, help="steps between caption probes")

@@ -19,6 +19,7 @@ from __future__ import annotations
 import pytest
 
 from videocrafter_suite.devkit import motion_metrics as metrics
+from videocrafter_suite.devkit.demo_recipe import DEMO_PATHS
 from videocrafter_suite.devkit.shapes_dataset import ClipSpec, make_clip
 
 STEPS = 10  # DDIM steps, as tests/test_demo_model_quality.py
@@ -37,7 +38,7 @@ def demo(comfy_path):
 
 def _clip(colour="red", shape="circle", motion="right", background="grey"):
     spec = ClipSpec(colour, shape, motion, background)
-    return spec, make_clip(spec, CLIP_SEED)
+    return spec, make_clip(spec, CLIP_SEED, paths=DEMO_PATHS)  # a clip like the model's training clips
 
 
 # ------------------------------------------------------------------------------------------ keyframes

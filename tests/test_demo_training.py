@@ -30,11 +30,12 @@ def _train(work: Path, *extra: str) -> tuple[Path, str]:
     return output, done.stdout + done.stderr
 
 
-# The VC1 case also runs the experiment options (crossing paths, high-noise oversampling) through every stage.
+# The VC1 case also runs the experiment options (crossing paths, high-noise oversampling, a frozen text tower)
+# through every stage.
 @pytest.mark.parametrize("variant, description, options", [
     ("vc2_t2v_512", "VideoCrafter2 text-to-video 512", ()),
     ("vc1_t2v_512", "VideoCrafter1 text-to-video 512", ("--paths", "crossing", "--layout-fraction", "0.5",
-                                                        "--time-flip", "0"))])
+                                                        "--time-flip", "0", "--text-lr-factor", "0"))])
 def test_training_is_seeded_resumable_and_exports_the_released_layout(tmp_path, variant, description, options):
     first, log = _train(tmp_path / "a", "--variant", variant, *options)
     assert f"loads as {description}" in log
