@@ -97,8 +97,10 @@ class Clip:
 #: the middle (+-5 px across); growing/shrinking objects stay near the centre. Each caption's object is then at
 #: nearly the same place in the same frame of every clip (a sharp template, a third of the frame), and the clips
 #: are not symmetric in time even without their captions (objects start at the edges and end near the middle), so
-#: which frame comes first is worth learning on its own, before the direction words can use it.
-PATHS = ("anywhere", "entering", "crossing")
+#: which frame comes first is worth learning on its own, before the direction words can use it. ``"edge_to_edge"``:
+#: as "crossing", but the object goes on to touch the opposite edge (symmetric in time again; the warm-up stage of
+#: the experiments in docs/demo_model.md).
+PATHS = ("anywhere", "entering", "crossing", "edge_to_edge")
 
 
 def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, size: int = SIZE,
@@ -111,11 +113,13 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
         raise ValueError(f"unknown paths {paths!r}; choose one of {PATHS}")
     steps = torch.linspace(0.0, 1.0, frames)
     if motion in DIRECTIONS:
-        radius = uniform(11.0, 14.0) if paths == "crossing" else uniform(7.0, 10.0)
+        large = paths in ("crossing", "edge_to_edge")
+        radius = uniform(11.0, 14.0) if large else uniform(7.0, 10.0)
         lo = radius + 2.0
-        if paths == "crossing":
+        if large:
             start_along = radius + 1.0 + uniform(0.0, 3.0)
-            travel = size / 2 + uniform(6.0, 10.0) - start_along
+            travel = (size - 2.0 * start_along if paths == "edge_to_edge"
+                      else size / 2 + uniform(6.0, 10.0) - start_along)
             across = size / 2 + uniform(-5.0, 5.0)
         elif paths == "entering":
             start_along = lo + uniform(0.0, 4.0)
@@ -138,7 +142,7 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
     radii = small + (large - small) * steps
     if motion == "shrinking":
         radii = radii.flip(0)
-    if paths == "crossing":
+    if paths in ("crossing", "edge_to_edge"):
         centre = [uniform(size / 2 - 6.0, size / 2 + 6.0) for _ in range(2)]
     else:
         centre = [uniform(large + 1.0, size - large - 1.0) for _ in range(2)]

@@ -158,3 +158,18 @@ def test_crossing_paths_are_a_sharp_template_per_caption():
         clip = data.make_clip(data.ClipSpec("red", "circle", "growing", "grey"), seed, paths="crossing")
         assert (clip.centres - middle).abs().max() <= 6.0
         assert float(clip.radii[-1]) > float(clip.radii[0]) + 7.0
+
+
+def test_edge_to_edge_paths_cross_the_whole_frame():
+    """``paths="edge_to_edge"``: the crossing object goes on to touch the opposite edge (same start as "crossing")."""
+    for direction, (dx, dy) in data.DIRECTIONS.items():
+        for seed in range(10):
+            spec = data.ClipSpec("green", "circle", direction, "grey")
+            clip, crossing = data.make_clip(spec, seed, paths="edge_to_edge"), data.make_clip(spec, seed, paths="crossing")
+            r = float(clip.radii[0])
+            assert clip.centres.min() >= r and clip.centres.max() <= data.SIZE - r
+            axis = 0 if dx else 1  # same radius and start along the motion as "crossing" (the across draw differs)
+            assert float(clip.centres[0, axis]) == float(crossing.centres[0, axis])
+            assert float(clip.radii[0]) == float(crossing.radii[0])
+            travel = clip.centres[-1] - clip.centres[0]
+            assert float(travel[0] * dx + travel[1] * dy) >= data.SIZE - 2 * (r + 4.0)
