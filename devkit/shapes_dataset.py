@@ -113,10 +113,10 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
         raise ValueError(f"unknown paths {paths!r}; choose one of {PATHS}")
     steps = torch.linspace(0.0, 1.0, frames)
     if motion in DIRECTIONS:
-        large = paths in ("crossing", "edge_to_edge")
-        radius = uniform(11.0, 14.0) if large else uniform(7.0, 10.0)
+        big_object = paths in ("crossing", "edge_to_edge")
+        radius = uniform(11.0, 14.0) if big_object else uniform(7.0, 10.0)
         lo = radius + 2.0
-        if large:
+        if big_object:
             start_along = radius + 1.0 + uniform(0.0, 3.0)
             travel = (size - 2.0 * start_along if paths == "edge_to_edge"
                       else size / 2 + uniform(6.0, 10.0) - start_along)

@@ -299,7 +299,7 @@ def train_unet(args, work: Path, pool: dict):
         for parameter in text_parameters:
             parameter.requires_grad_(False)
         groups = [{"params": list(unet.parameters())}]
-    elif args.text_lr_factor == 1:
+    elif args.text_lr_factor == 1:  # one group, as before the option existed: older unet.pt files still resume
         groups = [{"params": list(unet.parameters()) + text_parameters}]
     else:
         groups = [{"params": list(unet.parameters())}, {"params": text_parameters, "scale": args.text_lr_factor}]
@@ -631,6 +631,10 @@ def main(argv=None) -> int:
     parser.add_argument("--log-every", type=int, default=10)
     parser.add_argument("--save-every", type=int, default=50)
     args = parser.parse_args(argv)
+    if args.fresh_text and args.init_from is None:
+        parser.error("--fresh-text only applies to a warm start: give --init-from <work>/unet.pt as well")
+    if args.text_lr_factor < 0:
+        parser.error(f"--text-lr-factor must be >= 0 (0 freezes the text tower), got {args.text_lr_factor}")
     args.spec = replace(DEMO_SPEC, variant=args.variant, model_channels=args.model_channels,
                         text_width=args.text_width)
     torch.set_num_threads(args.threads)
