@@ -101,6 +101,8 @@ class Clip:
 #: as "crossing", but the object goes on to touch the opposite edge (symmetric in time again; the warm-up stage of
 #: the experiments in docs/demo_model.md).
 PATHS = ("anywhere", "entering", "crossing", "edge_to_edge")
+#: the paths with a large object on a fixed course (the translating ones) and a centred growing/shrinking one.
+TEMPLATE_PATHS = ("crossing", "edge_to_edge")
 
 
 def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, size: int = SIZE,
@@ -113,7 +115,7 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
         raise ValueError(f"unknown paths {paths!r}; choose one of {PATHS}")
     steps = torch.linspace(0.0, 1.0, frames)
     if motion in DIRECTIONS:
-        big_object = paths in ("crossing", "edge_to_edge")
+        big_object = paths in TEMPLATE_PATHS
         radius = uniform(11.0, 14.0) if big_object else uniform(7.0, 10.0)
         lo = radius + 2.0
         if big_object:
@@ -142,7 +144,7 @@ def trajectory(motion: str, generator: torch.Generator, frames: int = FRAMES, si
     radii = small + (large - small) * steps
     if motion == "shrinking":
         radii = radii.flip(0)
-    if paths in ("crossing", "edge_to_edge"):
+    if paths in TEMPLATE_PATHS:
         centre = [uniform(size / 2 - 6.0, size / 2 + 6.0) for _ in range(2)]
     else:
         centre = [uniform(large + 1.0, size - large - 1.0) for _ in range(2)]
